@@ -1,0 +1,218 @@
+"""Wire models of the reward service's HTTP API (version 1).
+
+These models live once, here, in the client package; the server imports them, so the two
+sides cannot drift. They depend only on pydantic. Request models ignore unknown fields (a
+newer client may send more); response models do too (a newer server may answer more).
+
+Every 4xx/5xx answer has the body `ErrorResponse`: `{"error": {"type", "message", "param"}}`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+API_PREFIX = "/v1"
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+# ---------------------------------------------------------------------------- errors
+class ErrorInfo(_Wire):
+    """What went wrong. `type` is a stable machine-readable word; `param` names the field."""
+
+    type: str
+    message: str
+    param: str | None = None
+
+
+class ErrorResponse(_Wire):
+    error: ErrorInfo
+
+
+# ---------------------------------------------------------------------------- scoring
+class ReferenceCallModel(_Wire):
+    """One call of the teacher's trace. `result` is what the tool returned to the teacher."""
+
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    result: Any = None
+
+
+class ReferenceModel(_Wire):
+    """The teacher's reference trace: calls in order and the final answer.
+
+    With `possible_answers: true` every argument value is a list of acceptable values and
+    `""` in that list marks the parameter optional (BFCL's convention).
+    """
+
+    calls: list[ReferenceCallModel] = Field(default_factory=list)
+    answer: str | None = None
+    possible_answers: bool = False
+
+
+class ScoreItem(_Wire):
+    """One rollout to score.
+
+    `completion`: the rollout as raw text, or as a chat message list (OpenAI/TRL format,
+    assistant `tool_calls` with `arguments` as dict or JSON string, `tool` messages).
+    `ground_truth`: the acceptable answer(s); falls back to `reference.answer`.
+    Give either `reference` (a full trace) or `teacher_tools` (names only, as in the paper).
+    `finished`: whether generation ended with the end-of-sequence token; when absent the
+    engine looks for the spec's EOS token in the text.
+    """
+
+    completion: str | list[dict[str, Any]]
+    ground_truth: str | list[str] | None = None
+    reference: ReferenceModel | None = None
+    teacher_tools: list[str] | None = None
+    finished: bool | None = None
+
+
+class ScoreRequest(_Wire):
+    """A batch to score.
+
+    Choose the reward by `preset` (a name) or `spec` (an inline reward spec); `overrides`
+    are merged into either (e.g. `{"components": {"efficiency": {"weight": 0.1}}}`).
+    Choose tools by `toolset` (a registered name) or `tools` (inline OpenAI-format tool
+    schemas). `parser` is a registered parser name or "auto".
+    `run_id` / `step` label the items in the score record when recording is enabled.
+    """
+
+    preset: str | None = None
+    spec: dict[str, Any] | None = None
+    overrides: dict[str, Any] | None = None
+    toolset: str | None = None
+    tools: list[dict[str, Any]] | None = None
+    parser: str = "auto"
+    items: list[ScoreItem]
+    run_id: str | None = None
+    step: int | None = None
+
+
+class ItemResult(_Wire):
+    """The score of one item. `reward` is None only when `error` is set."""
+
+    reward: float | None
+    components: dict[str, float | None] = Field(default_factory=dict)
+    reason: str = ""
+    error: ErrorInfo | None = None
+
+
+class BatchStats(_Wire):
+    """Aggregates over the batch (items with an error are left out of the means)."""
+
+    n_items: int
+    n_errors: int
+    mean_reward: float | None
+    component_means: dict[str, float | None] = Field(default_factory=dict)
+    tool_call_rate: float | None = None
+    invalid_tool_rate: float | None = None
+
+
+class ScoreResponse(_Wire):
+    results: list[ItemResult]
+    spec_hash: str
+    preset: str | None = None
+    stats: BatchStats
+
+
+# ---------------------------------------------------------------------------- discovery
+class PresetInfo(_Wire):
+    name: str
+    description: str
+    formula: str
+    reward_range: tuple[float, float]
+    spec: dict[str, Any]
+    spec_hash: str
+
+
+class PresetList(_Wire):
+    presets: list[PresetInfo]
+
+
+class ToolsetInfo(_Wire):
+    name: str
+    description: str = ""
+    tools: list[dict[str, Any]]
+    executable: list[str] = Field(default_factory=list)
+
+
+class ToolsetList(_Wire):
+    toolsets: list[ToolsetInfo]
+
+
+class ValidateSpecRequest(_Wire):
+    preset: str | None = None
+    spec: dict[str, Any] | None = None
+    overrides: dict[str, Any] | None = None
+
+
+class ValidateSpecResponse(_Wire):
+    spec: dict[str, Any]
+    spec_hash: str
+
+
+# ---------------------------------------------------------------------------- tools
+class ExecuteToolRequest(_Wire):
+    """Run one registered deterministic tool (never code sent in the request)."""
+
+    toolset: str = "calculator"
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class ExecuteToolResponse(_Wire):
+    """`content` is the text to show the model (the result, or the tool's error message)."""
+
+    ok: bool
+    result: Any = None
+    content: str
+    error: ErrorInfo | None = None
+
+
+# ---------------------------------------------------------------------------- OpenRLHF
+class OpenRLHFRequest(_Wire):
+    """OpenRLHF's remote reward body (`--reward.remote_url`).
+
+    `labels[i]` carries the reference for `query[i]`: a plain string (the ground truth), or a
+    JSON object / JSON-encoded string `{"ground_truth": ..., "teacher_tools": [...] |
+    "reference": {...}, "preset": ..., "toolset": ...}`.
+    """
+
+    query: list[str]
+    prompts: list[str] = Field(default_factory=list)
+    labels: list[Any] = Field(default_factory=list)
+
+
+class OpenRLHFResponse(_Wire):
+    rewards: list[float]
+    scores: list[float]
+    extra_logs: dict[str, list[float]] = Field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------- records
+class ScoreRecord(_Wire):
+    """One scored item as recorded (what the paper's training code saved per step)."""
+
+    run_id: str | None
+    step: int | None
+    spec_hash: str
+    preset: str | None
+    item: dict[str, Any]
+    reward: float | None
+    components: dict[str, float | None]
+    reason: str
+    created_at: float
+
+
+class RecordList(_Wire):
+    records: list[ScoreRecord]
+
+
+class HealthResponse(_Wire):
+    status: Literal["ok", "ready", "not_ready"]
+    version: str = ""
