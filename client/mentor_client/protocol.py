@@ -100,6 +100,10 @@ class ItemResult(_Wire):
     components: dict[str, float | None] = Field(default_factory=dict)
     reason: str = ""
     error: ErrorInfo | None = None
+    # Tool calls in the rollout and how many named no tool of the toolset. Optional so that a
+    # client can recompute `BatchStats.invalid_tool_rate` exactly over a batch sent in chunks.
+    n_tool_calls: int | None = None
+    n_invalid_tools: int | None = None
 
 
 class BatchStats(_Wire):

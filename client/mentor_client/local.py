@@ -1,0 +1,239 @@
+"""`LocalBackend`: the reward service's operations, computed in this process by the engine.
+
+For notebooks, CI and single-machine training where an HTTP hop buys nothing. It answers with
+the same wire models as the clients (so code written against `RewardBackend` runs on either)
+and raises the same exceptions: a bad spec, preset or toolset is a `BadRequestError` naming
+the field. The engine (`mentor_server.scoring`) is imported only when a `LocalBackend` is
+built, so the SDK itself keeps depending on httpx and pydantic alone.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._base import ItemLike
+from .exceptions import BadRequestError
+from .protocol import (
+    BatchStats,
+    ErrorInfo,
+    ExecuteToolResponse,
+    ItemResult,
+    PresetInfo,
+    PresetList,
+    ScoreItem,
+    ScoreResponse,
+    ToolsetInfo,
+    ToolsetList,
+    ValidateSpecResponse,
+)
+
+if TYPE_CHECKING:
+    from mentor_server.scoring import RewardSpec, ScoringConfigError, ScoringEngine
+    from mentor_server.toolsets import Toolset
+
+_INSTALL_HINT = "pip install 'mentor-reward[server]'"
+_ENGINE_CACHE_SIZE = 32
+
+
+def _require_engine() -> None:
+    try:
+        import mentor_server.scoring
+        import mentor_server.toolsets  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            f"LocalBackend scores in this process and needs the scoring engine ({exc}); "
+            f"install it with: {_INSTALL_HINT}"
+        ) from exc
+
+
+def _bad_request(exc: ScoringConfigError) -> BadRequestError:
+    return BadRequestError(400, ErrorInfo(type="invalid_request", message=str(exc), param=exc.param))
+
+
+class LocalBackend:
+    """Scores with the in-process engine; same methods and answers as `RewardClient`.
+
+    Engines (one per spec, toolset and parser) are built once and reused, as the service
+    does. `run_id` / `step` are accepted for signature compatibility; nothing is recorded.
+    Safe to share between threads.
+
+    Raises:
+        ImportError: at construction, when the engine is not installed (with the pip command).
+    """
+
+    def __init__(self) -> None:
+        _require_engine()
+        self._engines: OrderedDict[tuple[str, str, str], ScoringEngine] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return "LocalBackend()"
+
+    # Same shape as the clients, so `with LocalBackend() as backend:` works interchangeably.
+    def close(self) -> None:
+        with self._lock:
+            self._engines.clear()
+
+    def __enter__(self) -> LocalBackend:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ helpers
+    def _spec(
+        self, preset: str | None, spec: Mapping[str, Any] | None, overrides: Mapping[str, Any] | None
+    ) -> RewardSpec:
+        from mentor_server.scoring import ScoringConfigError, resolve_spec
+
+        try:
+            return resolve_spec(
+                preset=preset,
+                spec=dict(spec) if spec is not None else None,
+                overrides=dict(overrides) if overrides is not None else None,
+            )
+        except ScoringConfigError as exc:
+            raise _bad_request(exc) from exc
+
+    def _toolset(self, toolset: str | None, tools: Sequence[Mapping[str, Any]] | None) -> Toolset | None:
+        from mentor_server.scoring import ScoringConfigError
+        from mentor_server.toolsets import get_toolset, toolset_from_schemas
+
+        if toolset is not None and tools is not None:
+            raise BadRequestError(
+                400,
+                ErrorInfo(type="invalid_request", message="give either 'toolset' or 'tools'", param="tools"),
+            )
+        try:
+            if tools is not None:
+                return toolset_from_schemas([dict(t) for t in tools])
+            return get_toolset(toolset) if toolset is not None else None
+        except ScoringConfigError as exc:
+            raise _bad_request(exc) from exc
+
+    def _engine(
+        self,
+        spec: RewardSpec,
+        toolset: str | None,
+        tools: Sequence[Mapping[str, Any]] | None,
+        parser: str,
+    ) -> ScoringEngine:
+        from mentor_server.scoring import ScoringConfigError, ScoringEngine
+
+        tools_key = (
+            json.dumps([dict(t) for t in tools], sort_keys=True) if tools is not None else f"name:{toolset}"
+        )
+        key = (spec.hash, tools_key, parser)
+        with self._lock:
+            engine = self._engines.get(key)
+            if engine is not None:
+                self._engines.move_to_end(key)
+                return engine
+        try:
+            engine = ScoringEngine(spec, self._toolset(toolset, tools), parser=parser)
+        except ScoringConfigError as exc:
+            raise _bad_request(exc) from exc
+        with self._lock:
+            self._engines[key] = engine
+            while len(self._engines) > _ENGINE_CACHE_SIZE:
+                self._engines.popitem(last=False)
+        return engine
+
+    # ------------------------------------------------------------------ API
+    def score(
+        self,
+        items: Sequence[ItemLike],
+        *,
+        preset: str | None = None,
+        spec: Mapping[str, Any] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        toolset: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        parser: str = "auto",
+        run_id: str | None = None,
+        step: int | None = None,
+    ) -> ScoreResponse:
+        """Score a batch in this process; see `RewardClient.score`."""
+        from mentor_server.scoring import batch_stats
+
+        wire = [item if isinstance(item, ScoreItem) else ScoreItem.model_validate(item) for item in items]
+        resolved = self._spec(preset, spec, overrides)
+        engine = self._engine(resolved, toolset, tools, parser)
+        scores = engine.score_dicts([item.model_dump(mode="json", exclude_none=True) for item in wire])
+        results = [
+            ItemResult(
+                reward=s.reward,
+                components=dict(s.components),
+                reason=s.reason,
+                error=None
+                if s.error is None
+                else ErrorInfo(type=s.error.type, message=s.error.message, param=s.error.param),
+                n_tool_calls=s.n_calls,
+                n_invalid_tools=s.n_invalid_tools,
+            )
+            for s in scores
+        ]
+        return ScoreResponse(
+            results=results,
+            spec_hash=resolved.hash,
+            preset=preset if preset is not None else (resolved.name if spec is None else None),
+            stats=BatchStats.model_validate(batch_stats(scores)),
+        )
+
+    def presets(self) -> PresetList:
+        from mentor_server.scoring import list_presets
+
+        return PresetList(
+            presets=[
+                PresetInfo(
+                    name=p.name,
+                    description=p.description,
+                    formula=p.formula,
+                    reward_range=p.reward_range,
+                    spec=p.spec.to_dict(),
+                    spec_hash=p.spec.hash,
+                )
+                for p in list_presets()
+            ]
+        )
+
+    def toolsets(self) -> ToolsetList:
+        from mentor_server.toolsets import list_toolsets
+
+        return ToolsetList(
+            toolsets=[
+                ToolsetInfo(
+                    name=ts.name,
+                    description=ts.description,
+                    tools=ts.schemas(),
+                    executable=sorted(name for name, tool in ts.tools.items() if tool.executable),
+                )
+                for ts in list_toolsets()
+            ]
+        )
+
+    def validate_spec(
+        self,
+        *,
+        preset: str | None = None,
+        spec: Mapping[str, Any] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> ValidateSpecResponse:
+        resolved = self._spec(preset, spec, overrides)
+        return ValidateSpecResponse(spec=resolved.to_dict(), spec_hash=resolved.hash)
+
+    def execute_tool(
+        self, name: str, arguments: Mapping[str, Any] | None = None, *, toolset: str = "calculator"
+    ) -> ExecuteToolResponse:
+        """Run a registered tool; a failing tool is `ok=False` with `error`, as from the service."""
+        found = self._toolset(toolset, None)
+        assert found is not None  # a name was given
+        run = found.execute(name, dict(arguments or {}))
+        error = None
+        if not run.ok:
+            error = ErrorInfo(type=run.error_type or "tool_error", message=run.error_message or run.content)
+        return ExecuteToolResponse(ok=run.ok, result=run.result, content=run.content, error=error)

@@ -1,0 +1,141 @@
+"""The FastAPI app factory and the uvicorn entry point of the reward service.
+
+`create_app(settings)` builds one independent app: it registers the settings' extra presets
+and toolsets with the engine, installs the error handlers (one error body everywhere), the
+guards (API keys, body size) and the metrics middleware, mounts the routers, and owns a
+lifespan that starts the scoring pool and the record store and, on shutdown (SIGTERM
+included: uvicorn turns it into a lifespan shutdown after in-flight requests finish), stops
+the pool and flushes every accepted record to disk.
+
+    uvicorn --factory mentor_server.api.app:create_app_from_env   # settings from MENTOR_* env
+    mentor-reward serve --port 8000 --config service.yaml        # via run_server()
+
+The service is stateless apart from the optional record, so it scales by replicas: run N
+copies (one per machine, each using all its cores) behind any HTTP load balancer, or give
+the client every base URL and it spreads chunks across them. With recording on, give each
+replica its own record file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import Depends, FastAPI
+from fastapi.security import HTTPBearer
+
+from .. import __version__
+from ..records import open_store
+from ..scoring import register_preset
+from ..toolsets import load_toolsets_file, register_toolset
+from .errors import install_error_handlers
+from .guards import ApiKeyMiddleware, BodySizeMiddleware
+from .metrics import MetricsMiddleware
+from .pool import ScoringPool
+from .routes import discovery, health, openrlhf, records, score, tools
+from .settings import ServiceSettings
+from .state import ServiceState
+
+log = logging.getLogger("mentor_server.api")
+
+def _register_extras(settings: ServiceSettings) -> None:
+    """Make the settings' presets and toolsets known to the engine in this process."""
+    for name, spec in settings.presets.items():
+        register_preset(name, spec, replace=True)
+    for path in settings.toolsets:
+        for toolset in load_toolsets_file(path):
+            register_toolset(toolset, replace=True)
+
+
+def build_pool(settings: ServiceSettings) -> ScoringPool:
+    return ScoringPool(
+        settings.workers,
+        item_timeout_s=settings.item_timeout_s,
+        chunk_item_budget_s=settings.chunk_item_budget_s,
+        toolset_files=[str(p) for p in settings.toolsets],
+    )
+
+
+def create_app(settings: ServiceSettings | None = None, *, pool: ScoringPool | None = None) -> FastAPI:
+    """Build the reward service. `pool` replaces the default process pool (tests inject one)."""
+    settings = settings if settings is not None else ServiceSettings()
+    _register_extras(settings)
+    state = ServiceState(settings=settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.store = open_store(
+            settings.record_backend,
+            Path(settings.record_path or "mentor_records.sqlite3"),
+            flush_interval_s=settings.record_flush_interval_s,
+        )
+        state.pool = pool if pool is not None else build_pool(settings)
+        state.pool.open()
+        warming = asyncio.create_task(state.pool.wait_ready())
+        try:
+            yield
+        finally:
+            warming.cancel()
+            await asyncio.to_thread(state.pool.close)
+            state.pool = None
+            if state.store is not None:
+                await asyncio.to_thread(state.store.close)
+                log.info("score record flushed: %d rows in %s", state.store.written, state.store.path)
+                state.store = None
+
+    # With keys configured, the OpenAPI schema shows the bearer scheme (the check itself is the
+    # middleware, which runs before any body is read).
+    security = [Depends(HTTPBearer(auto_error=False))] if settings.api_keys else []
+    app = FastAPI(
+        title="MENTOR reward service",
+        version=__version__,
+        description="Teacher-guided tool-use rewards for RL trainers (after MENTOR, arXiv 2510.18383).",
+        lifespan=lifespan,
+    )
+    app.state.service = state
+    install_error_handlers(app)
+    for router in (score.router, discovery.router, tools.router, openrlhf.router, records.router):
+        app.include_router(router, dependencies=security)
+    app.include_router(health.router)
+
+    # Starlette runs the last added middleware first: metrics see everything, auth runs before
+    # the body-size check, and both run before any body is read.
+    app.add_middleware(BodySizeMiddleware, limit=settings.max_body_bytes)
+    if settings.api_keys:
+        app.add_middleware(ApiKeyMiddleware, keys=settings.api_key_values())
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """`uvicorn --factory mentor_server.api.app:create_app_from_env`: settings from MENTOR_* variables."""
+    return create_app(ServiceSettings())
+
+
+def run_server(host: str | None = None, port: int | None = None, config_file: str | Path | None = None,
+               workers: int | None = None) -> None:
+    """Serve until SIGINT/SIGTERM (the `mentor-reward serve` command). Arguments override settings."""
+    import uvicorn
+
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    if config_file is not None:
+        overrides["config_file"] = Path(config_file)
+    if workers is not None:
+        overrides["workers"] = workers
+    settings = ServiceSettings(**overrides)  # type: ignore[arg-type]
+    logging.basicConfig(level=settings.log_level.upper() if settings.log_level != "trace" else "DEBUG",
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=int(settings.graceful_shutdown_s),
+    )

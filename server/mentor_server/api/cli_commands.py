@@ -1,0 +1,73 @@
+"""The service's `mentor-reward` subcommands: `serve` and `records`.
+
+`add_service_commands(subparsers)` adds both to the CLI's argparse subparsers; each sets
+`func` (called with the parsed namespace, returning an exit code), the convention of
+`mentor_server.cli`.
+
+    mentor-reward serve --port 8000 --config service.yaml --workers 8
+    mentor-reward records --path mentor_records.sqlite3 --run-id exp1 --step 7 --limit 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .app import run_server
+
+    run_server(host=args.host, port=args.port, config_file=args.config, workers=args.workers)
+    return 0
+
+
+def _records(args: argparse.Namespace) -> int:
+    from ..records import query_records
+
+    path = Path(args.path)
+    if not path.exists():
+        print(f"error: no record file at {str(path)!r}", file=sys.stderr)
+        return 2
+    rows = query_records(path, run_id=args.run_id, step=args.step, limit=args.limit, offset=args.offset)
+    for row in rows:
+        if args.format == "jsonl":
+            print(json.dumps(row, ensure_ascii=False))
+        else:
+            print(_summary_line(row))
+    return 0
+
+
+def _summary_line(row: dict[str, Any]) -> str:
+    reward = "error" if row.get("reward") is None else f"{row['reward']:.4f}"
+    components = " ".join(f"{k}={'-' if v is None else f'{v:.3g}'}" for k, v in (row.get("components") or {}).items())
+    return f"run={row.get('run_id')} step={row.get('step')} preset={row.get('preset')} reward={reward} {components}"
+
+
+def add_service_commands(subparsers: Any) -> None:
+    """Add `serve` and `records` to an argparse `add_subparsers()` object."""
+    serve = subparsers.add_parser("serve", help="run the HTTP reward service")
+    serve.add_argument("--host", default=None, help="bind address (default 127.0.0.1, or MENTOR_HOST)")
+    serve.add_argument("--port", type=int, default=None, help="port (default 8000, or MENTOR_PORT)")
+    serve.add_argument("--config", default=None, help="YAML settings file (or MENTOR_CONFIG_FILE)")
+    serve.add_argument("--workers", type=int, default=None, help="scoring processes (default: one per core)")
+    serve.set_defaults(func=_serve)
+
+    records = subparsers.add_parser("records", help="read a score record file (SQLite or JSONL)")
+    records.add_argument("--path", default="mentor_records.sqlite3", help="record file (.sqlite3 or .jsonl)")
+    records.add_argument("--run-id", default=None, help="only this run")
+    records.add_argument("--step", type=int, default=None, help="only this step")
+    records.add_argument("--limit", type=int, default=100, help="at most this many records (default 100)")
+    records.add_argument("--offset", type=int, default=0, help="skip this many matching records first")
+    records.add_argument("--format", choices=("jsonl", "summary"), default="jsonl", help="output format")
+    records.set_defaults(func=_records)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mentor_server.api", description="MENTOR reward service")
+    add_service_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code

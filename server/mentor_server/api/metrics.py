@@ -1,0 +1,132 @@
+"""Prometheus metrics of one app instance (its own registry: two apps in one process never collide).
+
+- `mentor_http_requests_total{method, route, status}` and `mentor_http_request_duration_seconds`
+  (a histogram) per route *template*, so raw paths cannot blow up the label space;
+- `mentor_items_scored_total{preset}` and `mentor_item_errors_total{type}`;
+- `mentor_component_score{component}` and `mentor_reward{preset}`: summaries (`_sum`, `_count`)
+  whose ratio is the running mean; they are fed one batch at a time (summed per batch, not
+  observed item by item, so a 4096-item batch costs a handful of additions);
+- `mentor_batch_component_mean{component}`: the means of the latest batch, as gauges.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import Metric, SummaryMetricFamily
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class _RunningMeans(Collector):
+    """Per-label sums and counts exposed as a Prometheus summary (mean = rate(_sum)/rate(_count))."""
+
+    def __init__(self, name: str, documentation: str, label: str) -> None:
+        self._name = name
+        self._doc = documentation
+        self._label = label
+        self._lock = threading.Lock()
+        self._sums: dict[str, list[float]] = {}
+
+    def add(self, key: str, total: float, count: int) -> None:
+        if count <= 0:
+            return
+        with self._lock:
+            entry = self._sums.setdefault(key, [0.0, 0])
+            entry[0] += total
+            entry[1] += count
+
+    def collect(self) -> Iterable[Metric]:
+        family = SummaryMetricFamily(self._name, self._doc, labels=[self._label])
+        with self._lock:
+            for key, (total, count) in sorted(self._sums.items()):
+                family.add_metric([key], count_value=count, sum_value=total)
+        yield family
+
+
+class ServiceMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "mentor_http_requests", "HTTP requests by route and status", ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "mentor_http_request_duration_seconds", "HTTP request latency by route", ["method", "route"],
+            buckets=_LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.items_scored = Counter("mentor_items_scored", "Items scored", ["preset"], registry=self.registry)
+        self.item_errors = Counter("mentor_item_errors", "Items that could not be scored", ["type"], registry=self.registry)
+        self.batch_means = Gauge(
+            "mentor_batch_component_mean", "Component means of the latest batch", ["component"], registry=self.registry
+        )
+        self.component_scores = _RunningMeans("mentor_component_score", "Component scores (running mean)", "component")
+        self.rewards = _RunningMeans("mentor_reward", "Rewards of scored items (running mean)", "preset")
+        self.registry.register(self.component_scores)
+        self.registry.register(self.rewards)
+
+    def record_batch(self, preset: str, results: list[Mapping[str, object]], stats: Mapping[str, object]) -> None:
+        """Account one scored batch (plain result dicts as the workers return them)."""
+        self.items_scored.labels(preset).inc(len(results))
+        reward_sum = 0.0
+        reward_count = 0
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        for result in results:
+            error = result.get("error")
+            if isinstance(error, Mapping):
+                self.item_errors.labels(str(error.get("type", "error"))).inc()
+                continue
+            reward = result.get("reward")
+            if isinstance(reward, (int, float)):
+                reward_sum += reward
+                reward_count += 1
+            components = result.get("components")
+            if isinstance(components, Mapping):
+                for name, value in components.items():
+                    if isinstance(value, (int, float)):
+                        sums[name] = sums.get(name, 0.0) + value
+                        counts[name] = counts.get(name, 0) + 1
+        self.rewards.add(preset, reward_sum, reward_count)
+        for name, total in sums.items():
+            self.component_scores.add(name, total, counts[name])
+        means = stats.get("component_means")
+        if isinstance(means, Mapping):
+            for name, mean in means.items():
+                if isinstance(mean, (int, float)):
+                    self.batch_means.labels(name).set(mean)
+
+
+class MetricsMiddleware:
+    """Counts and times every HTTP request, errors included, by its route template."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "")
+            self.metrics.requests.labels(method, template, str(status)).inc()
+            self.metrics.latency.labels(method, template).observe(time.perf_counter() - start)

@@ -1,0 +1,1 @@
+"""The service's routers, one module per feature; `app.create_app` mounts them."""

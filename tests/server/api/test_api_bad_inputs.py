@@ -1,0 +1,155 @@
+"""The catalogue of bad inputs: each gets its stated answer, always in the one error body.
+
+| input                                   | answer                                        |
+|-----------------------------------------|-----------------------------------------------|
+| malformed JSON                          | 422 invalid_json                              |
+| a body that is not UTF-8                | 422 invalid_json                              |
+| a 100k-digit number                     | 422 invalid_json (over the 4300-digit limit)  |
+| JSON nested 100k levels                 | 422 too_deep (refused while parsing)          |
+| arguments nested past max_json_depth    | 422 too_deep, param = the item                |
+| wrong types                             | 422 validation_error, param = the field path  |
+| a missing required field                | 422 validation_error, param = the field       |
+| no JSON content type                    | 422 validation_error                          |
+| a body over max_body_bytes              | 413 too_large (by Content-Length or counted)  |
+| a huge string under the body limit      | 200, scored                                   |
+| unknown fields                          | 200, ignored (forward compatibility)          |
+| an empty batch                          | 200, zero results                             |
+| an unknown route / wrong method         | 404 / 405                                     |
+| a server bug                            | 500 internal_error                            |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from _service_helpers import assert_error, raising_score_chunk
+from fastapi.testclient import TestClient
+
+from mentor_server.api.pool import ScoringPool
+
+GOOD_COMPLETION = '<tool_call>{"name": "add", "arguments": {"a": 2, "b": 3}}</tool_call>\\boxed{5}<|im_end|>'
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+RAW_BODIES = [
+    ("malformed-json", b'{"items": [', 422, "invalid_json"),
+    ("trailing-garbage", b'{"items": []} xyz', 422, "invalid_json"),
+    ("invalid-utf8", b'{"items": [{"completion": "\xff\xfe\xfa"}]}', 422, "invalid_json"),
+    ("100k-digit-number", b'{"items": [], "step": ' + b"9" * 100_000 + b"}", 422, "invalid_json"),
+    ("nested-100k-levels", b'{"items": [], "spec": ' + _nested(100_000).encode() + b"}", 422, "too_deep"),
+    ("not-an-object", b"[1, 2, 3]", 422, "validation_error"),
+    ("json-null", b"null", 422, "validation_error"),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "kind"), [r[1:] for r in RAW_BODIES], ids=[r[0] for r in RAW_BODIES])
+def test_undecodable_bodies(client: TestClient, body: bytes, status: int, kind: str) -> None:
+    response = client.post("/v1/score", content=body, headers={"content-type": "application/json"})
+    assert_error(response, status, kind)
+
+
+WRONG_SHAPES = [
+    ("completion-number", {"items": [{"completion": 5}]}, "items.0.completion"),
+    ("items-not-a-list", {"items": {"completion": "x"}}, "items"),
+    ("missing-items", {"preset": "mentor"}, "items"),
+    ("missing-completion", {"items": [{"ground_truth": "1"}]}, "items.0.completion"),
+    ("step-string", {"items": [], "step": "seven"}, "step"),
+    ("teacher-tools-string", {"items": [{"completion": "x", "teacher_tools": "add"}]}, "items.0.teacher_tools"),
+    ("finished-string", {"items": [{"completion": "x", "finished": "maybe"}]}, "items.0.finished"),
+    ("ground-truth-object", {"items": [{"completion": "x", "ground_truth": {"a": 1}}]}, "items.0.ground_truth"),
+    ("reference-list", {"items": [{"completion": "x", "reference": []}]}, "items.0.reference"),
+    ("message-not-object", {"items": [{"completion": ["hi"]}]}, "items.0.completion"),
+    ("preset-list", {"items": [], "preset": ["mentor"]}, "preset"),
+]
+
+
+@pytest.mark.parametrize(("payload", "param"), [w[1:] for w in WRONG_SHAPES], ids=[w[0] for w in WRONG_SHAPES])
+def test_wrong_types_name_the_field(client: TestClient, payload: dict[str, Any], param: str) -> None:
+    error = assert_error(client.post("/v1/score", json=payload), 422, "validation_error", param)
+    assert param in error["message"]
+
+
+def test_deeply_nested_arguments_are_refused_before_scoring(client: TestClient) -> None:
+    deep: Any = 1
+    for _ in range(200):
+        deep = {"x": deep}
+    item = {"completion": "x", "reference": {"calls": [{"name": "add", "arguments": deep}]}}
+    assert_error(client.post("/v1/score", json={"items": [item]}), 422, "too_deep", "items.0")
+    assert_error(
+        client.post("/v1/tools/execute", json={"name": "add", "arguments": deep}), 422, "too_deep", "arguments"
+    )
+
+
+def test_nesting_within_the_limit_is_scored(client: TestClient) -> None:
+    deep: Any = 1
+    for _ in range(30):
+        deep = {"x": deep}
+    item = {"completion": GOOD_COMPLETION, "reference": {"calls": [{"name": "add", "arguments": {"a": deep}}]}}
+    response = client.post("/v1/score", json={"preset": "flexible", "items": [item]})
+    assert response.status_code == 200, response.text
+
+
+def test_a_body_without_json_content_type_is_a_422(client: TestClient) -> None:
+    response = client.post("/v1/score", content=b'{"items": []}', headers={"content-type": "text/plain"})
+    assert_error(response, 422, "validation_error")
+
+
+@pytest.fixture
+def small_limit(make_client: Any) -> Iterator[TestClient]:
+    yield make_client(lifespan=False, max_body_bytes=4096)
+
+
+def test_a_body_over_the_limit_by_content_length_is_a_413(small_limit: TestClient) -> None:
+    body = b'{"items": [{"completion": "' + b"x" * 5000 + b'"}]}'
+    error = assert_error(
+        small_limit.post("/v1/score", content=body, headers={"content-type": "application/json"}), 413, "too_large"
+    )
+    assert "4096" in error["message"]
+
+
+def test_a_streamed_body_over_the_limit_is_a_413(small_limit: TestClient) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"items": [{"completion": "'
+        for _ in range(10):
+            yield b"x" * 1000
+        yield b'"}]}'
+
+    response = small_limit.post("/v1/score", content=chunks(), headers={"content-type": "application/json"})
+    assert "content-length" not in response.request.headers
+    assert_error(response, 413, "too_large")
+
+
+def test_a_huge_string_under_the_limit_is_scored(client: TestClient) -> None:
+    completion = "blah " * 400_000 + GOOD_COMPLETION  # 2 MB of text
+    body = client.post("/v1/score", json={"preset": "mentor", "items": [{"completion": completion,
+                                                                          "ground_truth": "5",
+                                                                          "teacher_tools": ["add"]}]}).json()
+    assert body["results"][0]["error"] is None
+    assert body["results"][0]["reward"] == pytest.approx(1.1)
+
+
+def test_unknown_fields_are_ignored(client: TestClient) -> None:
+    item = {"completion": GOOD_COMPLETION, "ground_truth": "5", "teacher_tools": ["add"], "colour": "blue"}
+    response = client.post("/v1/score", json={"preset": "mentor", "items": [item], "temperature": 0.7})
+    assert response.status_code == 200
+    assert response.json()["results"][0]["reward"] == pytest.approx(1.1)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", "/v1/nothing-here", 404), ("GET", "/v1/score", 405), ("DELETE", "/v1/presets", 405)],
+    ids=["unknown-route", "get-on-post", "delete"],
+)
+def test_routing_errors_use_the_error_body(client: TestClient, method: str, path: str, status: int) -> None:
+    assert_error(client.request(method, path), status)
+
+
+def test_a_server_bug_is_a_500_with_the_error_body(make_client: Any) -> None:
+    service = make_client(pool=ScoringPool(1, score_fn=raising_score_chunk))
+    error = assert_error(service.post("/v1/score", json={"items": [{"completion": "x"}]}), 500, "internal_error")
+    assert "Traceback" not in error["message"]

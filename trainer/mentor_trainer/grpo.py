@@ -1,0 +1,234 @@
+"""GRPO with MENTOR rewards: TRL's `GRPOTrainer`, rewards and tool execution from the reward service.
+
+The trainer needs only the client SDK: the reward is the client's TRL adapter
+(`mentor_client.adapters.trl.trl_reward_func`, an async picklable callable that logs every reward
+component's batch mean through TRL's `log_metric`), and the rollout tools are callables built from
+the service's tool schemas that forward each call to `/v1/tools/execute` (see `tools.py`). With
+`local=True` both run in-process instead (the engine and toolsets must be installed).
+
+Scaling is TRL's and accelerate's: the same command runs under `accelerate launch` (every rank
+scores its own slice with its own HTTP client) and passes `use_vllm` through to `GRPOConfig`. On a
+machine with CUDA the GPU is used (bf16 when supported); otherwise the CPU settings from the
+project's notes apply (`use_cpu=True`, no bf16, short completions).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .chat import prompt_without_tool_block
+from .runtime import configure_offline
+
+REWARD_COLUMNS = ("prompt", "ground_truth", "reference", "teacher_tools")
+
+
+@dataclass(frozen=True, slots=True)
+class RewardSource:
+    """Where rewards (and tool executions) come from, and which reward."""
+
+    base_url: str | None = None
+    local: bool = False
+    api_key: str | None = None
+    preset: str | None = "mentor"
+    spec: dict[str, Any] | None = None
+    overrides: dict[str, Any] | None = None
+    toolset: str = "calculator"
+    run_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.local and self.base_url:
+            raise ValueError("choose a reward service URL or local scoring, not both")
+
+
+@dataclass(frozen=True, slots=True)
+class GRPOOptions:
+    """Sizes and schedule; the defaults are the CPU smoke-test settings."""
+
+    split: str = "train"
+    limit: int | None = None
+    max_steps: int = 20
+    learning_rate: float = 1e-4
+    num_generations: int = 4
+    batch_size: int = 4  # per device; times grad accumulation must be divisible by num_generations
+    gradient_accumulation_steps: int = 1
+    max_completion_length: int = 64
+    max_tool_calling_iterations: int = 4
+    temperature: float = 1.0
+    beta: float = 0.0
+    logging_steps: int = 1
+    seed: int = 0
+    use_vllm: bool = False
+    vllm_mode: str = "server"
+    vllm_server_base_url: str | None = None
+    use_cpu: bool | None = None  # None: the GPU when there is one
+    extra: dict[str, Any] = field(default_factory=dict)  # more GRPOConfig fields, passed as they are
+
+
+def grpo_dataset(data_dir: str | Path, split: str = "train", limit: int | None = None) -> Any:
+    """The split with the columns the reward reads; the tool block leaves the system prompt
+    because `GRPOTrainer(tools=...)` renders it from the tool callables (the same text)."""
+    from datasets import Dataset, Features, Json, List, Value
+
+    from .benchmark import load_rows
+
+    rows = load_rows(data_dir, split, limit)
+    features = Features(
+        {
+            "prompt": List(Json()),
+            "ground_truth": Value("string"),
+            "reference": Json(),
+            "teacher_tools": List(Value("string")),
+        }
+    )
+    return Dataset.from_list(
+        [
+            {
+                "prompt": prompt_without_tool_block(r["prompt"]),
+                "ground_truth": r["ground_truth"],
+                "reference": r["reference"],
+                "teacher_tools": r["teacher_tools"],
+            }
+            for r in rows
+        ],
+        features=features,
+    )
+
+
+def grpo_config(out: str | Path, options: GRPOOptions) -> Any:
+    """A `GRPOConfig` for this machine: the GPU when CUDA is available, else TRL's CPU settings."""
+    from trl import GRPOConfig
+
+    from .runtime import cuda_available
+
+    use_cpu = (not cuda_available()) if options.use_cpu is None else options.use_cpu
+    bf16 = False
+    if not use_cpu:
+        import torch
+
+        bf16 = bool(torch.cuda.is_bf16_supported())
+    if options.use_vllm:
+        import importlib.util
+
+        if importlib.util.find_spec("vllm") is None:
+            raise RuntimeError("--use-vllm needs vLLM installed (pip install vllm) on the training machine")
+    vllm: dict[str, Any] = {}
+    if options.use_vllm:
+        vllm = {"use_vllm": True, "vllm_mode": options.vllm_mode}
+        if options.vllm_server_base_url:
+            vllm["vllm_server_base_url"] = options.vllm_server_base_url
+    return GRPOConfig(
+        output_dir=str(Path(out) / "checkpoints"),
+        use_cpu=use_cpu,
+        bf16=bf16,
+        fp16=False,
+        report_to="none",
+        save_strategy="no",
+        max_steps=options.max_steps,
+        learning_rate=options.learning_rate,
+        per_device_train_batch_size=options.batch_size,
+        gradient_accumulation_steps=options.gradient_accumulation_steps,
+        num_generations=options.num_generations,
+        max_completion_length=options.max_completion_length,
+        max_tool_calling_iterations=options.max_tool_calling_iterations,
+        temperature=options.temperature,
+        beta=options.beta,
+        logging_steps=options.logging_steps,
+        seed=options.seed,
+        dataloader_num_workers=0,
+        **vllm,
+        **options.extra,
+    )
+
+
+def build_trainer(
+    data_dir: str | Path,
+    model_path: str | Path,
+    out: str | Path,
+    source: RewardSource,
+    options: GRPOOptions | None = None,
+) -> Any:
+    """Everything wired, not yet trained: model, tokenizer, dataset, reward, tools, config."""
+    configure_offline()
+    from mentor_client.adapters.trl import trl_reward_func
+    from trl import GRPOTrainer
+
+    from .runtime import load_model, load_tokenizer, seed_everything
+    from .tools import ToolRunner, build_tools
+
+    options = options or GRPOOptions()
+    seed_everything(options.seed)
+    tokenizer = load_tokenizer(model_path)
+    model = load_model(model_path)
+    runner = ToolRunner(source.base_url, local=source.local, api_key=source.api_key)
+    reward = trl_reward_func(
+        source.base_url,
+        preset=source.preset,
+        spec=source.spec,
+        overrides=source.overrides,
+        toolset=source.toolset,
+        eos_token_id=tokenizer.eos_token_id,
+        api_key=source.api_key,
+        local=source.local,
+        run_id=source.run_id,
+    )
+    return GRPOTrainer(
+        model=model,
+        reward_funcs=[reward],
+        args=grpo_config(out, options),
+        train_dataset=grpo_dataset(data_dir, options.split, options.limit),
+        processing_class=tokenizer,
+        tools=build_tools(runner, source.toolset),
+    )
+
+
+def reward_metrics(log_history: list[dict[str, Any]], component_names: list[str] | None = None) -> dict[str, list[Any]]:
+    """Per-step series of the reward, its spread and each logged component, from TRL's log history."""
+    series: dict[str, list[Any]] = {}
+    for entry in log_history:
+        if "step" not in entry or "loss" not in entry:
+            continue
+        for key, value in entry.items():
+            if key.startswith(("reward", "rewards/", "frac_reward", "tools/")) or key in (component_names or ()):
+                series.setdefault(key, []).append(value)
+    return series
+
+
+def run_grpo(
+    data_dir: str | Path,
+    model_path: str | Path,
+    out: str | Path,
+    source: RewardSource,
+    options: GRPOOptions | None = None,
+) -> dict[str, Any]:
+    """Train, save `out/model` + `out/tokenizer` + `out/log_history.jsonl` (main process), return a summary."""
+    options = options or GRPOOptions()
+    trainer = build_trainer(data_dir, model_path, out, source, options)
+    started = time.perf_counter()
+    trainer.train()
+    elapsed = time.perf_counter() - started
+    history = list(trainer.state.log_history)
+    summary = {
+        "command": "grpo",
+        "data": str(data_dir),
+        "base_model": str(model_path),
+        "reward": {k: v for k, v in asdict(source).items() if k != "api_key"},
+        "options": asdict(options),
+        "steps": trainer.state.global_step,
+        "seconds": round(elapsed, 2),
+        "device": str(trainer.accelerator.device),
+        "processes": trainer.accelerator.num_processes,
+    }
+    if trainer.accelerator.is_main_process:
+        out = Path(out)
+        trainer.save_model(str(out / "model"))
+        trainer.processing_class.save_pretrained(str(out / "tokenizer"))
+        with (out / "log_history.jsonl").open("w", encoding="utf-8") as fh:
+            for entry in history:
+                fh.write(json.dumps(entry, default=str) + "\n")
+        (out / "run.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    summary["log_history"] = history
+    return summary
