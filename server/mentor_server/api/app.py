@@ -32,7 +32,7 @@ from ..records import open_store
 from ..scoring import register_preset
 from ..toolsets import load_toolsets_file, register_toolset
 from .errors import install_error_handlers
-from .guards import ApiKeyMiddleware, BodySizeMiddleware
+from .guards import ApiKeyMiddleware, BodySizeMiddleware, reject_unknown_query_parameters
 from .metrics import MetricsMiddleware
 from .pool import ScoringPool
 from .routes import discovery, health, openrlhf, records, score, tools
@@ -88,7 +88,9 @@ def create_app(settings: ServiceSettings | None = None, *, pool: ScoringPool | N
 
     # With keys configured, the OpenAPI schema shows the bearer scheme (the check itself is the
     # middleware, which runs before any body is read).
-    security = [Depends(HTTPBearer(auto_error=False))] if settings.api_keys else []
+    guards = [Depends(reject_unknown_query_parameters)]
+    if settings.api_keys:
+        guards.append(Depends(HTTPBearer(auto_error=False)))
     app = FastAPI(
         title="MENTOR reward service",
         version=__version__,
@@ -98,8 +100,8 @@ def create_app(settings: ServiceSettings | None = None, *, pool: ScoringPool | N
     app.state.service = state
     install_error_handlers(app)
     for router in (score.router, discovery.router, tools.router, openrlhf.router, records.router):
-        app.include_router(router, dependencies=security)
-    app.include_router(health.router)
+        app.include_router(router, dependencies=guards)
+    app.include_router(health.router, dependencies=guards[:1])
 
     # Starlette runs the last added middleware first: metrics see everything, auth runs before
     # the body-size check, and both run before any body is read.

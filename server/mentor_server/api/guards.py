@@ -1,6 +1,6 @@
-"""Request guards that run before any body is parsed: API-key auth and the body-size limit.
+"""Request guards: API-key auth, the body-size limit, nesting depth, unknown query parameters.
 
-Both are plain ASGI middleware so that an unauthenticated or oversized request is refused
+Auth and the size limit are plain ASGI middleware so that an unauthenticated or oversized request is refused
 before the service spends anything on it (FastAPI dependencies only run after the body has
 been read and parsed). `check_depth` bounds nesting inside parsed values, because a deeply
 nested argument object that JSON accepts would still exhaust the recursion limit of the
@@ -14,6 +14,8 @@ import hmac
 from collections.abc import Iterable
 from typing import Any
 
+from fastapi import Request
+from fastapi.dependencies.utils import get_flat_dependant
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import ApiError, error_bytes
@@ -147,3 +149,28 @@ def check_depth(value: Any, limit: int, param: str) -> None:
         if depth >= limit:
             raise ApiError(422, f"{param} nests deeper than {limit} levels", type="too_deep", param=param)
         stack.extend((child, depth + 1) for child in children)
+
+
+_QUERY_NAMES: dict[int, frozenset[str]] = {}
+
+
+def reject_unknown_query_parameters(request: Request) -> None:
+    """A router dependency: an unknown query parameter is a 422, not silently ignored.
+
+    A typo such as `/v1/openrlhf?presets=mentor-f1` would otherwise train with the default reward.
+    """
+    if not request.query_params:
+        return
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    allowed = _QUERY_NAMES.get(id(dependant))
+    if allowed is None:
+        allowed = frozenset(param.alias for param in get_flat_dependant(dependant).query_params)
+        _QUERY_NAMES[id(dependant)] = allowed
+    for name in request.query_params:
+        if name not in allowed:
+            accepted = ", ".join(sorted(allowed)) or "none"
+            raise ApiError(422, f"unknown query parameter {name!r} (accepted: {accepted})",
+                           type="validation_error", param=name)

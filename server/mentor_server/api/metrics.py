@@ -6,7 +6,8 @@
 - `mentor_component_score{component}` and `mentor_reward{preset}`: summaries (`_sum`, `_count`)
   whose ratio is the running mean; they are fed one batch at a time (summed per batch, not
   observed item by item, so a 4096-item batch costs a handful of additions);
-- `mentor_batch_component_mean{component}`: the means of the latest batch, as gauges.
+- `mentor_batch_component_mean{component}`: the means of the latest batch, as gauges;
+- `mentor_scoring_batches_in_flight`: batches being scored right now.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ class ServiceMetrics:
         self.item_errors = Counter("mentor_item_errors", "Items that could not be scored", ["type"], registry=self.registry)
         self.batch_means = Gauge(
             "mentor_batch_component_mean", "Component means of the latest batch", ["component"], registry=self.registry
+        )
+        self.batches_in_flight = Gauge(
+            "mentor_scoring_batches_in_flight", "Batches being scored now", registry=self.registry
         )
         self.component_scores = _RunningMeans("mentor_component_score", "Component scores (running mean)", "component")
         self.rewards = _RunningMeans("mentor_reward", "Rewards of scored items (running mean)", "preset")

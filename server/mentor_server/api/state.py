@@ -104,7 +104,11 @@ class ServiceState:
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """Score, aggregate, account and record one batch. Returns (result dicts, stats dict)."""
         pool = self.require_pool()
-        results = await pool.score(config.worker_config, items) if items else []
+        self.metrics.batches_in_flight.inc()
+        try:
+            results = await pool.score(config.worker_config, items) if items else []
+        finally:
+            self.metrics.batches_in_flight.dec()
         stats = batch_stats([_to_item_score(r) for r in results])
         self.metrics.record_batch(config.label, results, stats)
         if self.store is not None and results:

@@ -18,7 +18,7 @@ from typing import Any
 from ..toolsets import Toolset, get_toolset
 from .answers import AnswerJudge, extract_boxed, strip_boxed
 from .components import COMPONENTS, ItemContext, OutcomeOptions, invalid_tool_names
-from .parsing import parse_completion
+from .parsing import named_calls, parse_completion
 from .spec import RewardSpec
 from .types import (
     ComponentResult,
@@ -97,7 +97,7 @@ class ScoringEngine:
         else:
             verdict = self.judge.judge(answer, item.ground_truth)
             correct, outcome_reason = verdict.correct, verdict.reason
-        named = tuple(c for c in parsed.calls if c.name is not None and _json_parsed(c.error))
+        named = named_calls(parsed)
         ctx = ItemContext(item, parsed, self.toolset, answer, correct, outcome_reason, named, self._execution_cache)
 
         results: dict[str, ComponentResult] = {}
@@ -157,12 +157,6 @@ class ScoringEngine:
             if fired:
                 return when, value
         return None
-
-
-def _json_parsed(error: str | None) -> bool:
-    # The paper's code takes the name of every block whose JSON parsed, even when its arguments
-    # are unusable; a block whose JSON does not parse names no tool.
-    return error is None or not error.startswith("invalid JSON")
 
 
 def _fmt(score: float | None) -> str:

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+
 from mentor_server.scoring.parsing import (
     INVALID_JSON,
     UNCLOSED_CALL,
@@ -43,7 +44,7 @@ def _authors_names(text: str) -> list[str]:
     for block in re.findall(r"<tool_call>(.*?)</tool_call>", text, re.S):
         try:
             names.append(json.loads(block)["name"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):  # the authors' code skips such a block
             continue
     return names
 
@@ -62,6 +63,40 @@ def test_named_calls_match_the_authors_regex_and_json_loads(case: dict[str, Any]
     assert len(parsed.calls) == len(re.findall(r"<tool_call>(.*?)</tool_call>", text, re.S))
     assert parsed.finished is text.endswith("<|im_end|>")
     assert parsed.full_text == text
+
+
+hermes_pieces = st.one_of(
+    st.builds(
+        lambda name, args: f"<tool_call>\n{json.dumps({'name': name, 'arguments': args})}\n</tool_call>",
+        st.sampled_from(["add", "sqrt", "made_up", ""]),
+        st.dictionaries(st.sampled_from("ab"), st.integers(), max_size=2),
+    ),
+    st.sampled_from(
+        [
+            '<tool_call>{"name": "add", "arguments": {"a": 1</tool_call>',  # JSON cut short
+            '<tool_call>{"arguments": {}}</tool_call>',  # no name
+            '<tool_call>{"name": "add", "arguments": [1]}</tool_call>',  # name read, arguments unusable
+            '<tool_call>["add"]</tool_call>',
+            "<tool_call>",  # never closed
+            "</tool_call>",
+            "<tool_response>\n7\n</tool_response>",
+            "<tool_response>",
+            "<|im_end|>\n<|im_start|>user\n",
+            "The answer is \\boxed{7}.",
+        ]
+    ),
+    st.text(alphabet="ab {}<>/\n", max_size=6),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(pieces=st.lists(hermes_pieces, max_size=10))
+def test_named_calls_match_the_authors_reading_on_generated_text(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    blocks = re.findall(r"<tool_call>(.*?)</tool_call>", text, re.S)
+    # The one documented difference: an unclosed call swallowing the next opening tag.
+    assume(all("<tool_call>" not in block for block in blocks))
+    assert [c.name for c in named_calls(parse_completion(text))] == _authors_names(text)
 
 
 def test_parity_set_contains_unreadable_blocks() -> None:
@@ -963,3 +998,14 @@ def test_never_raises_on_message_lists(completion: list[Any], parser: str) -> No
 def test_pathological_text_is_recorded_not_raised(text: str) -> None:
     for parser in PARSERS:
         _check(parse_completion(text, parser=parser))
+
+
+@pytest.mark.parametrize(
+    "completion", [None, 7, {"role": "assistant", "content": "hi"}], ids=["none", "int", "dict"]
+)
+def test_completion_of_another_type_is_recorded(completion: Any) -> None:
+    for parser in PARSERS:
+        parsed = parse_completion(completion, parser=parser)
+        _check(parsed)
+        if not isinstance(completion, dict):
+            assert parsed.format_errors == ("completion is neither text nor a message list",)

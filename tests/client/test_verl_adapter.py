@@ -1,0 +1,158 @@
+"""verl's `compute_score`: same keys every call, floats only, references from the sample."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+from typing import Any
+
+import pytest
+from client_fakes import FakeService
+
+from mentor_client import AsyncRewardClient, ItemScoringError, RetriesExhaustedError, RetryPolicy, RewardClient
+from mentor_client.adapters import verl
+
+FAST = RetryPolicy(max_retries=1, backoff_base=0.0)
+
+
+@pytest.fixture
+def service(monkeypatch: pytest.MonkeyPatch) -> FakeService:
+    fake = FakeService()
+    monkeypatch.setattr(verl, "_SERVICES", {})
+    monkeypatch.setattr(
+        verl._Service,
+        "_async_client",
+        lambda self: AsyncRewardClient("http://svc", retry=FAST, transport=fake.async_transport()),
+    )
+    monkeypatch.setattr(
+        verl._Service, "sync_client", lambda self: RewardClient("http://svc", retry=FAST, transport=fake.transport())
+    )
+    return fake
+
+
+@pytest.fixture(params=["async", "sync"])
+def compute(request: pytest.FixtureRequest) -> Any:
+    """compute_score or compute_score_sync, called the same way."""
+    if request.param == "sync":
+        return verl.compute_score_sync
+
+    def run(*args: Any, **kwargs: Any) -> dict[str, float]:
+        return asyncio.run(verl.compute_score(*args, **kwargs))
+
+    return run
+
+
+def sent_items(service: FakeService) -> list[dict[str, Any]]:
+    return [item for body in service.bodies() for item in body["items"]]
+
+
+def test_same_keys_every_call_and_nan_for_not_applicable(service: FakeService, compute: Any) -> None:
+    answers = [compute("gsm8k", text, "5") for text in ("c2", "c3", "c5")]
+    assert [set(a) for a in answers] == [{"score", "outcome", "tool_names"}] * 3
+    assert all(isinstance(v, float) for a in answers for v in a.values())
+    assert [a["score"] for a in answers] == [2.0, 3.0, 5.0]
+    assert math.isnan(answers[1]["tool_names"])  # 3 divides 3: not applicable, not zero
+    assert answers[2]["tool_names"] == 0.05
+    # The component keys are asked of the service once per process, not per sample.
+    assert len([r for r in service.requests if r.url.path == "/v1/specs/validate"]) == 1
+
+
+def test_item_error_raises_by_default(service: FakeService, compute: Any) -> None:
+    with pytest.raises(ItemScoringError, match="invalid_item"):
+        compute("gsm8k", "bad", "5")
+
+
+def test_item_error_fallback_is_explicit_and_keeps_the_keys(
+    service: FakeService, compute: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("MENTOR_REWARD_ON_ERROR", "-1")
+    good = compute("gsm8k", "c2", "2")
+    with caplog.at_level(logging.WARNING):
+        failed = compute("gsm8k", "bad", "2")
+    assert set(failed) == set(good)
+    assert failed["score"] == -1.0
+    assert math.isnan(failed["outcome"])
+    assert "could not be scored" in caplog.text
+
+
+def test_unreachable_service_raises(service: FakeService, compute: Any) -> None:
+    service.down.add("svc")
+    with pytest.raises(RetriesExhaustedError):
+        compute("gsm8k", "c1", "1")
+
+
+@pytest.mark.parametrize(
+    ("ground_truth", "extra_info", "expected"),
+    [
+        ("42", None, {"ground_truth": "42"}),
+        (
+            json.dumps({"ground_truth": "42", "teacher_tools": ["add"]}),
+            None,
+            {"ground_truth": "42", "teacher_tools": ["add"]},
+        ),
+        (
+            {"ground_truth": ["42", "42.0"], "reference": {"calls": [{"name": "add", "arguments": {"a": 1}}]}},
+            None,
+            {"ground_truth": ["42", "42.0"], "reference": {"calls": [{"name": "add", "arguments": {"a": 1}}]}},
+        ),
+        ("{1, 2}", None, {"ground_truth": "{1, 2}"}),
+        ("7", {"teacher_tools": ["multiply"]}, {"ground_truth": "7", "teacher_tools": ["multiply"]}),
+        (
+            {"tool_calls_used": ["divide"]},
+            None,
+            {"teacher_tools": ["divide"]},
+        ),
+    ],
+    ids=["plain", "json-string", "dict-with-trace", "set-notation-is-text", "extra-info-tools", "paper-key"],
+)
+def test_reference_from_the_sample(
+    service: FakeService, compute: Any, ground_truth: Any, extra_info: Any, expected: dict[str, Any]
+) -> None:
+    compute("gsm8k", "c1", ground_truth, extra_info)
+    (item,) = sent_items(service)
+    item.pop("completion")
+    item.pop("finished", None)
+    item.get("reference", {}).pop("possible_answers", None)
+    assert item == expected
+
+
+@pytest.mark.parametrize(
+    ("env", "extra_info", "finished"),
+    [(None, None, True), (None, {"finished": False}, False), ("detect", None, None), ("detect", {"finished": True}, True)],
+    ids=["assumed", "told-truncated", "detect", "detect-but-told"],
+)
+def test_termination(
+    service: FakeService,
+    compute: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    env: str | None,
+    extra_info: dict[str, Any] | None,
+    finished: bool | None,
+) -> None:
+    if env:
+        monkeypatch.setenv("MENTOR_REWARD_FINISHED", env)
+    compute("gsm8k", "c1", "1", extra_info)
+    assert sent_items(service)[0].get("finished") is finished
+
+
+def test_environment_chooses_preset_and_toolset(service: FakeService, compute: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MENTOR_REWARD_PRESET", "mentor-f1")
+    monkeypatch.setenv("MENTOR_REWARD_TOOLSET", "bfcl")
+    compute("x", "c1", "1")
+    compute("x", "c1", json.dumps({"ground_truth": "1", "preset": "sparse"}))
+    first, second = service.bodies()
+    assert (first["preset"], first["toolset"]) == ("mentor-f1", "bfcl")
+    assert second["preset"] == "sparse"  # the sample's own preset wins
+    validate = [json.loads(r.content) for r in service.requests if r.url.path == "/v1/specs/validate"]
+    assert validate == [{"preset": "mentor-f1"}]  # keys always come from the environment's reward
+
+
+def test_inline_spec_from_the_environment(service: FakeService, compute: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = {"components": {"outcome": {"weight": 1.0}}}
+    monkeypatch.setenv("MENTOR_REWARD_PRESET", "ignored-when-a-spec-is-given")
+    monkeypatch.setenv("MENTOR_REWARD_SPEC", json.dumps(spec))
+    compute("x", "c1", "1")
+    (body,) = service.bodies()
+    assert body["spec"] == spec and "preset" not in body
