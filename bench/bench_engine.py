@@ -61,9 +61,7 @@ def timed(fn: Any) -> float:
 
 
 def clear_caches(engine: ScoringEngine) -> None:
-    clear = getattr(engine.judge, "clear_cache", None)
-    if clear is not None:
-        clear()
+    engine.judge.clear_caches()
 
 
 def main() -> None:

@@ -51,7 +51,8 @@ def _require_engine() -> None:
 
 
 def _bad_request(exc: ScoringConfigError) -> BadRequestError:
-    return BadRequestError(400, ErrorInfo(type="invalid_request", message=str(exc), param=exc.param))
+    # The service's answer to the same mistake: 400 `invalid_config` naming the field.
+    return BadRequestError(400, ErrorInfo(type="invalid_config", message=str(exc), param=exc.param))
 
 
 class LocalBackend:
@@ -106,7 +107,7 @@ class LocalBackend:
         if toolset is not None and tools is not None:
             raise BadRequestError(
                 400,
-                ErrorInfo(type="invalid_request", message="give either 'toolset' or 'tools'", param="tools"),
+                ErrorInfo(type="invalid_config", message="give either 'toolset' or 'tools'", param="tools"),
             )
         try:
             if tools is not None:
@@ -172,8 +173,8 @@ class LocalBackend:
                 error=None
                 if s.error is None
                 else ErrorInfo(type=s.error.type, message=s.error.message, param=s.error.param),
-                n_tool_calls=s.n_calls,
-                n_invalid_tools=s.n_invalid_tools,
+                n_tool_calls=s.n_calls if s.error is None else None,
+                n_invalid_tools=s.n_invalid_tools if s.error is None else None,
             )
             for s in scores
         ]
@@ -229,9 +230,17 @@ class LocalBackend:
     def execute_tool(
         self, name: str, arguments: Mapping[str, Any] | None = None, *, toolset: str = "calculator"
     ) -> ExecuteToolResponse:
-        """Run a registered tool; a failing tool is `ok=False` with `error`, as from the service."""
+        """Run a registered tool; a failing tool is `ok=False` with `error`, as from the service.
+
+        Raises BadRequestError for the caller's mistakes: an unknown toolset, a tool without
+        implementation.
+        """
         found = self._toolset(toolset, None)
         assert found is not None  # a name was given
+        tool = found.tools.get(name)
+        if tool is not None and not tool.executable:
+            message = f"tool {name!r} has no implementation here"
+            raise BadRequestError(400, ErrorInfo(type="not_executable", message=message, param="name"))
         run = found.execute(name, dict(arguments or {}))
         error = None
         if not run.ok:

@@ -30,7 +30,18 @@ log = logging.getLogger("mentor_server.records")
 Backend = Literal["sqlite", "jsonl"]
 Row = dict[str, Any]
 
-RECORD_FIELDS = ("run_id", "step", "spec_hash", "preset", "item", "reward", "components", "reason", "error", "created_at")
+RECORD_FIELDS = (
+    "run_id",
+    "step",
+    "spec_hash",
+    "preset",
+    "item",
+    "reward",
+    "components",
+    "reason",
+    "error",
+    "created_at",
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS score_records (
@@ -107,9 +118,13 @@ class RecordStore(ABC):
         if self._thread.is_alive():
             log.error("the record writer did not finish within %s s; rows may be missing", timeout_s)
 
-    def query(self, run_id: str | None = None, step: int | None = None, limit: int = 1000, offset: int = 0) -> list[Row]:
+    def query(
+        self, run_id: str | None = None, step: int | None = None, limit: int = 1000, offset: int = 0
+    ) -> list[Row]:
         self.flush()
-        return query_records(self.path, run_id=run_id, step=step, limit=limit, offset=offset, backend=self.backend)
+        return query_records(
+            self.path, run_id=run_id, step=step, limit=limit, offset=offset, backend=self.backend
+        )
 
     # ------------------------------------------------------------------ writer thread
     def _writer(self) -> None:
@@ -118,7 +133,9 @@ class RecordStore(ABC):
         first_at: float | None = None
         stop = False
         while not stop:
-            timeout = None if first_at is None else max(0.0, first_at + self.flush_interval_s - time.monotonic())
+            timeout = (
+                None if first_at is None else max(0.0, first_at + self.flush_interval_s - time.monotonic())
+            )
             try:
                 kind, payload = self._queue.get(timeout=timeout)
             except queue.Empty:
@@ -187,8 +204,8 @@ class SQLiteRecordStore(RecordStore):
         conn = self._connection()
         with conn:
             conn.executemany(
-                "INSERT INTO score_records (run_id, step, spec_hash, preset, item, reward, components, reason,"
-                " error, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO score_records (run_id, step, spec_hash, preset, item, reward, components,"
+                " reason, error, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         row.get("run_id"),
@@ -312,7 +329,8 @@ def query_records(
             if len(out) >= limit:
                 break
         return out
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list[str | int] = []
     if run_id is not None:
         clauses.append("run_id = ?")
         params.append(run_id)

@@ -62,8 +62,9 @@ def fake_stats(results: list[ItemResult], *, with_counts: bool = True) -> BatchS
     ok = [r for r in results if r.error is None]
     outcome = [r.components["outcome"] for r in ok if r.components.get("outcome") is not None]
     tools = [r.components["tool_names"] for r in ok if r.components.get("tool_names") is not None]
-    calls = [int(r.reason[2:]) % 2 for r in ok]
-    invalid = [1 if int(r.reason[2:]) % 4 == 1 else 0 for r in ok]
+    calls: list[int] = [int(r.reason[2:]) % 2 for r in ok]
+    invalid: list[int] = [1 if int(r.reason[2:]) % 4 == 1 else 0 for r in ok]
+    total_calls = sum(calls)
     return BatchStats(
         n_items=len(results),
         n_errors=len(results) - len(ok),
@@ -75,7 +76,7 @@ def fake_stats(results: list[ItemResult], *, with_counts: bool = True) -> BatchS
         if ok
         else {},
         tool_call_rate=(sum(1 for c in calls if c) / len(ok)) if ok else None,
-        invalid_tool_rate=(sum(invalid) / sum(calls)) if with_counts and sum(calls) else None,
+        invalid_tool_rate=(sum(invalid) / total_calls) if with_counts and total_calls > 0 else None,
     )
 
 
@@ -177,12 +178,19 @@ class FakeService:
             return json_response(response)
         if path == "/v1/presets":
             info = PresetInfo(
-                name="mentor", description="d", formula="f", reward_range=(0.0, 1.1), spec=SPEC, spec_hash=SPEC_HASH
+                name="mentor",
+                description="d",
+                formula="f",
+                reward_range=(0.0, 1.1),
+                spec=SPEC,
+                spec_hash=SPEC_HASH,
             )
             return json_response(PresetList(presets=[info]))
         if path == "/v1/toolsets":
             tool = {"type": "function", "function": {"name": "add", "parameters": {"type": "object"}}}
-            return json_response(ToolsetList(toolsets=[ToolsetInfo(name="calculator", tools=[tool], executable=["add"])]))
+            return json_response(
+                ToolsetList(toolsets=[ToolsetInfo(name="calculator", tools=[tool], executable=["add"])])
+            )
         if path == "/v1/specs/validate":
             body = json.loads(request.content)
             if body.get("preset") == "nope":
@@ -213,7 +221,11 @@ class FakeService:
 
 
 def json_response(model: Any, status: int = 200, headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.Response(status, content=model.model_dump_json(), headers={"content-type": "application/json", **(headers or {})})
+    return httpx.Response(
+        status,
+        content=model.model_dump_json(),
+        headers={"content-type": "application/json", **(headers or {})},
+    )
 
 
 def error_response(
@@ -252,7 +264,9 @@ class Runner:
         if kind == "sync":
             self.client = RewardClient(transport=service.transport(), sleep=sleep, **kwargs)
         else:
-            self.client = AsyncRewardClient(transport=service.async_transport(), sleep=sleep.async_sleep, **kwargs)
+            self.client = AsyncRewardClient(
+                transport=service.async_transport(), sleep=sleep.async_sleep, **kwargs
+            )
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self.client, name)

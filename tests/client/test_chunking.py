@@ -155,7 +155,9 @@ def test_sync_chunks_respect_max_concurrency() -> None:
 
 def test_async_failure_cancels_the_remaining_chunks() -> None:
     service = FakeService(delay_s=0.01, script=[400])
-    client = AsyncRewardClient("http://svc", chunk_size=1, max_concurrency=2, transport=service.async_transport())
+    client = AsyncRewardClient(
+        "http://svc", chunk_size=1, max_concurrency=2, transport=service.async_transport()
+    )
     with pytest.raises(BadRequestError):
         asyncio.run(client.score(items(20)))
     # The first answer was the 400; chunks not yet started were never sent.

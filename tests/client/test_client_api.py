@@ -32,7 +32,11 @@ def test_discovery_and_tools(make_client: MakeClient) -> None:
     assert client.validate_spec(preset="mentor").spec_hash == "abc123"
     executed = client.execute_tool("add", {"a": 2, "b": 3})
     assert (executed.ok, executed.result, executed.content) == (True, 5, "5")
-    assert json.loads(service.requests[-1].content) == {"toolset": "calculator", "name": "add", "arguments": {"a": 2, "b": 3}}
+    assert json.loads(service.requests[-1].content) == {
+        "toolset": "calculator",
+        "name": "add",
+        "arguments": {"a": 2, "b": 3},
+    }
 
 
 def test_records_sends_its_filters_as_query_parameters(make_client: MakeClient) -> None:
@@ -50,11 +54,11 @@ def test_health_and_readiness(make_client: MakeClient) -> None:
     assert client.ready() is True
 
 
-@pytest.mark.parametrize(
-    "service_kwargs", [{"script": [503]}, {"down": {"svc"}}], ids=["503", "unreachable"]
-)
-def test_not_ready_is_false_and_asked_once(make_client: MakeClient, service_kwargs: dict[str, object]) -> None:
-    service = FakeService(**service_kwargs)  # type: ignore[arg-type]
+@pytest.mark.parametrize("service_kwargs", [{"script": [503]}, {"down": {"svc"}}], ids=["503", "unreachable"])
+def test_not_ready_is_false_and_asked_once(
+    make_client: MakeClient, service_kwargs: dict[str, object]
+) -> None:
+    service = FakeService(**service_kwargs)  # type: ignore[arg-type,unused-ignore]
     assert make_client(service).ready() is False
     assert len(service.requests) == 1
 
@@ -70,7 +74,9 @@ def test_readiness_asks_every_replica(make_client: MakeClient) -> None:
     assert [r.url.host for r in service.requests] == ["a", "b"]
 
 
-@pytest.mark.parametrize(("api_key", "expected"), [("sk-1", "Bearer sk-1"), (None, None)], ids=["key", "no-key"])
+@pytest.mark.parametrize(
+    ("api_key", "expected"), [("sk-1", "Bearer sk-1"), (None, None)], ids=["key", "no-key"]
+)
 def test_headers(make_client: MakeClient, api_key: str | None, expected: str | None) -> None:
     service = FakeService()
     make_client(service, api_key=api_key).health()

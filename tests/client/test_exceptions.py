@@ -61,7 +61,9 @@ def test_status_classes(status: int, expected: type[exc.APIError]) -> None:
 
 
 def test_messages_name_status_type_and_param() -> None:
-    error = exc.BadRequestError(422, ErrorInfo(type="invalid_spec", message="weight must be a number", param="w"))
+    error = exc.BadRequestError(
+        422, ErrorInfo(type="invalid_spec", message="weight must be a number", param="w")
+    )
     assert str(error) == "HTTP 422 invalid_spec: weight must be a number (param: w)"
     exhausted = exc.RetriesExhaustedError(6, exc.ConnectError("cannot connect", url="http://a"))
     assert str(exhausted) == "gave up after 6 attempt(s); last error: cannot connect"

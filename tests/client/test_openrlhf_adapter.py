@@ -14,6 +14,7 @@ from client_fakes import FakeService
 
 from mentor_client import ItemScoringError, RetryPolicy, RewardClient
 from mentor_client.adapters import openrlhf_reward_func as orf
+from mentor_client.adapters._common import EnvSettings
 
 
 @pytest.fixture
@@ -74,7 +75,9 @@ def test_labels_with_their_own_preset_are_sent_apart_and_merged_in_order(service
     assert presets == ["", "sparse"]
 
 
-def test_item_error_raises_unless_a_fallback_is_set(service: FakeService, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_item_error_raises_unless_a_fallback_is_set(
+    service: FakeService, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with pytest.raises(ItemScoringError, match="item 1"):
         orf.reward_func(["c1", "bad"], [], [])
     monkeypatch.setenv("MENTOR_REWARD_ON_ERROR", "0")
@@ -99,8 +102,8 @@ def test_mismatched_lengths_are_refused(service: FakeService) -> None:
 def test_settings_change_picks_a_new_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(orf, "_BACKENDS", {})
     monkeypatch.setenv("MENTOR_REWARD_URL", "http://a:1")
-    first: Any = orf._backend(orf.EnvSettings.from_env())
-    assert orf._backend(orf.EnvSettings.from_env()) is first
+    first: Any = orf._backend(EnvSettings.from_env())
+    assert orf._backend(EnvSettings.from_env()) is first
     monkeypatch.setenv("MENTOR_REWARD_URL", "http://b:1")
-    second: Any = orf._backend(orf.EnvSettings.from_env())
+    second: Any = orf._backend(EnvSettings.from_env())
     assert second is not first and second.base_urls == ("http://b:1",)

@@ -34,7 +34,9 @@ MakeClient = Callable[..., Runner]
 
 
 @pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504], ids=lambda s: f"HTTP{s}")
-def test_retryable_status_is_retried_then_succeeds(make_client: MakeClient, sleep: SleepRecorder, status: int) -> None:
+def test_retryable_status_is_retried_then_succeeds(
+    make_client: MakeClient, sleep: SleepRecorder, status: int
+) -> None:
     service = FakeService(script=[status, status])
     client = make_client(service)
     assert client.health().status == "ok"
@@ -105,7 +107,9 @@ def test_jittered_backoff_stays_within_its_bounds(make_client: MakeClient, sleep
     assert len(set(sleep.waits)) > 10
 
 
-def test_persistent_5xx_raises_retries_exhausted_never_a_result(make_client: MakeClient, sleep: SleepRecorder) -> None:
+def test_persistent_5xx_raises_retries_exhausted_never_a_result(
+    make_client: MakeClient, sleep: SleepRecorder
+) -> None:
     service = FakeService(script=[503] * 10)
     client = make_client(service, retry=RetryPolicy(max_retries=3, backoff_base=0.0))
     with pytest.raises(RetriesExhaustedError) as caught:

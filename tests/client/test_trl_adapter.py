@@ -16,6 +16,7 @@ from client_fakes import SPEC, FakeService
 
 from mentor_client import (
     AsyncRewardClient,
+    ClientConfig,
     MentorReward,
     ResponseValidationError,
     RetriesExhaustedError,
@@ -76,8 +77,19 @@ def test_call_is_a_real_coroutine_function() -> None:
     assert inspect.iscoroutinefunction(trl_reward_func("http://svc").__call__)
 
 
+@pytest.mark.slow
+def test_trl_itself_sees_an_async_reward_with_our_name() -> None:
+    from trl.trainer.utils import get_callable_name, is_async_callable
+
+    reward = pickle.loads(pickle.dumps(trl_reward_func("http://svc", component="outcome")))
+    assert is_async_callable(reward)
+    assert get_callable_name(reward) == "mentor_outcome"
+
+
 # ---------------------------------------------------------------------------- the call
-def test_returns_one_reward_per_prompt_in_order(service: FakeService, created: list[AsyncRewardClient]) -> None:
+def test_returns_one_reward_per_prompt_in_order(
+    service: FakeService, created: list[AsyncRewardClient]
+) -> None:
     rewards = call(trl_reward_func("http://svc"), [f"c{i}" for i in range(7)])
     assert rewards == [float(i) for i in range(7)]
 
@@ -115,7 +127,11 @@ def test_columns_become_the_reference(service: FakeService, created: list[AsyncR
     first, second, third = sent_items(service)
     assert first["reference"]["calls"][0] == {"name": "add", "arguments": {"a": 1, "b": 2}, "result": 3}
     assert second["reference"] == first["reference"]
-    assert (first["ground_truth"], second["ground_truth"], third["ground_truth"]) == ("3", "3", ["3", "three"])
+    assert (first["ground_truth"], second["ground_truth"], third["ground_truth"]) == (
+        "3",
+        "3",
+        ["3", "three"],
+    )
     assert third["teacher_tools"] == ["add", "multiply"]
     assert "reference" not in third
 
@@ -127,7 +143,9 @@ def test_malformed_reference_column_names_the_row(created: list[AsyncRewardClien
         call(trl_reward_func("http://svc"), ["c1", "c2"], ground_truth=["1"])
 
 
-def test_trl_extras_are_used_or_dropped_never_sent(service: FakeService, created: list[AsyncRewardClient]) -> None:
+def test_trl_extras_are_used_or_dropped_never_sent(
+    service: FakeService, created: list[AsyncRewardClient]
+) -> None:
     class Unserialisable:
         pass
 
@@ -143,7 +161,12 @@ def test_trl_extras_are_used_or_dropped_never_sent(service: FakeService, created
     )
     (body,) = service.bodies()
     assert set(body) == {"preset", "toolset", "parser", "items", "run_id", "step"}
-    assert (body["step"], body["run_id"], body["preset"], body["toolset"]) == (7, "run-1", "mentor", "calculator")
+    assert (body["step"], body["run_id"], body["preset"], body["toolset"]) == (
+        7,
+        "run-1",
+        "mentor",
+        "calculator",
+    )
     assert all(set(item) <= {"completion", "finished"} for item in body["items"])
 
 
@@ -154,7 +177,9 @@ def test_component_means_go_to_log_metric(service: FakeService, created: list[As
     assert logged == pytest.approx({"outcome": 1 / 3, "tool_names": 0.035})
 
 
-def test_conversational_completions_with_tool_calls(service: FakeService, created: list[AsyncRewardClient]) -> None:
+def test_conversational_completions_with_tool_calls(
+    service: FakeService, created: list[AsyncRewardClient]
+) -> None:
     class Image:
         def __str__(self) -> str:
             return "<image>"
@@ -165,14 +190,21 @@ def test_conversational_completions_with_tool_calls(service: FakeService, create
             "content": "",
             "tool_calls": [{"type": "function", "function": {"name": "add", "arguments": {"a": 2, "b": 3}}}],
         },
-        {"role": "tool", "name": "add", "content": [{"type": "image", "image": Image()}, {"type": "text", "text": "5"}]},
+        {
+            "role": "tool",
+            "name": "add",
+            "content": [{"type": "image", "image": Image()}, {"type": "text", "text": "5"}],
+        },
         {"role": "assistant", "content": "\\boxed{5}"},
     ]
     rewards = call(trl_reward_func("http://svc"), [completion])
     assert len(rewards) == 1
     (item,) = sent_items(service)
     assert item["completion"][0]["tool_calls"][0]["function"]["arguments"] == {"a": 2, "b": 3}
-    assert item["completion"][1]["content"] == [{"type": "image", "image": "<image>"}, {"type": "text", "text": "5"}]
+    assert item["completion"][1]["content"] == [
+        {"type": "image", "image": "<image>"},
+        {"type": "text", "text": "5"},
+    ]
 
 
 # ---------------------------------------------------------------------------- termination
@@ -200,8 +232,13 @@ def test_without_eos_id_the_service_decides_and_a_warning_says_why(
 
 
 # ---------------------------------------------------------------------------- pickling and loops
-def test_pickle_round_trip_keeps_only_configuration(service: FakeService, created: list[AsyncRewardClient]) -> None:
-    reward = trl_reward_func(["http://a", "http://b"], preset="mentor-f1", eos_token_id=2, api_key="sk")
+def test_pickle_round_trip_keeps_only_configuration(
+    service: FakeService, created: list[AsyncRewardClient]
+) -> None:
+    config = ClientConfig(timeout=5.0, retry=FAST, chunk_size=8)
+    reward = trl_reward_func(
+        ["http://a", "http://b"], preset="mentor-f1", eos_token_id=2, api_key="sk", config=config
+    )
     call(reward, ["c1"])  # a live client now exists for that (closed) loop
     assert set(reward.__getstate__()) == {"settings"}
     clone = pickle.loads(pickle.dumps(reward))
@@ -250,7 +287,9 @@ def test_two_loops_in_two_threads_at_once(service: FakeService, created: list[As
 
 
 # ---------------------------------------------------------------------------- components
-def test_component_reward_is_the_raw_component(service: FakeService, created: list[AsyncRewardClient]) -> None:
+def test_component_reward_is_the_raw_component(
+    service: FakeService, created: list[AsyncRewardClient]
+) -> None:
     reward = trl_reward_func("http://svc", component="tool_names")
     assert call(reward, ["c2", "c3", "bad"]) == [0.02, None, None]
 
@@ -269,7 +308,10 @@ def test_component_group_shares_one_request(service: FakeService, created: list[
     async def step() -> list[list[float | None]]:
         # As TRL gathers its async reward functions: same lists, concurrently.
         return await asyncio.gather(
-            *(f(prompts=prompts, completions=completions, log_metric=lambda n, v: logged.append(n)) for f in funcs)
+            *(
+                f(prompts=prompts, completions=completions, log_metric=lambda n, v: logged.append(n))
+                for f in funcs
+            )
         )
 
     outcome, tools = asyncio.run(step())
@@ -286,13 +328,15 @@ def test_component_group_pickles(service: FakeService, created: list[AsyncReward
     assert call(funcs[0], ["c4"]) == [1.0]
 
 
-def test_component_list_is_asked_of_the_service(monkeypatch: pytest.MonkeyPatch, service: FakeService) -> None:
+def test_component_list_is_asked_of_the_service(
+    monkeypatch: pytest.MonkeyPatch, service: FakeService
+) -> None:
     def client(*args: Any, **kwargs: Any) -> RewardClient:
         return RewardClient(*args, transport=service.transport(), **kwargs)
 
     monkeypatch.setattr(trl_module, "RewardClient", client)
     funcs = trl_component_reward_funcs("http://svc", preset="mentor")
-    assert [f.component for f in funcs] == list(SPEC["components"])  # type: ignore[call-overload]
+    assert [f.component for f in funcs] == list(SPEC["components"])  # type: ignore[call-overload,unused-ignore]
     assert json.loads(service.requests[0].content) == {"preset": "mentor"}
 
 

@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 from client_fakes import FakeService
 
-from mentor_client import AsyncRewardClient, ItemScoringError, RetriesExhaustedError, RetryPolicy, RewardClient
+from mentor_client import (
+    AsyncRewardClient,
+    ItemScoringError,
+    RetriesExhaustedError,
+    RetryPolicy,
+    RewardClient,
+)
 from mentor_client.adapters import verl
 
 FAST = RetryPolicy(max_retries=1, backoff_base=0.0)
@@ -27,7 +33,9 @@ def service(monkeypatch: pytest.MonkeyPatch) -> FakeService:
         lambda self: AsyncRewardClient("http://svc", retry=FAST, transport=fake.async_transport()),
     )
     monkeypatch.setattr(
-        verl._Service, "sync_client", lambda self: RewardClient("http://svc", retry=FAST, transport=fake.transport())
+        verl._Service,
+        "sync_client",
+        lambda self: RewardClient("http://svc", retry=FAST, transport=fake.transport()),
     )
     return fake
 
@@ -93,9 +101,15 @@ def test_unreachable_service_raises(service: FakeService, compute: Any) -> None:
             {"ground_truth": "42", "teacher_tools": ["add"]},
         ),
         (
-            {"ground_truth": ["42", "42.0"], "reference": {"calls": [{"name": "add", "arguments": {"a": 1}}]}},
+            {
+                "ground_truth": ["42", "42.0"],
+                "reference": {"calls": [{"name": "add", "arguments": {"a": 1}}]},
+            },
             None,
-            {"ground_truth": ["42", "42.0"], "reference": {"calls": [{"name": "add", "arguments": {"a": 1}}]}},
+            {
+                "ground_truth": ["42", "42.0"],
+                "reference": {"calls": [{"name": "add", "arguments": {"a": 1}}]},
+            },
         ),
         ("{1, 2}", None, {"ground_truth": "{1, 2}"}),
         ("7", {"teacher_tools": ["multiply"]}, {"ground_truth": "7", "teacher_tools": ["multiply"]}),
@@ -120,7 +134,12 @@ def test_reference_from_the_sample(
 
 @pytest.mark.parametrize(
     ("env", "extra_info", "finished"),
-    [(None, None, True), (None, {"finished": False}, False), ("detect", None, None), ("detect", {"finished": True}, True)],
+    [
+        (None, None, True),
+        (None, {"finished": False}, False),
+        ("detect", None, None),
+        ("detect", {"finished": True}, True),
+    ],
     ids=["assumed", "told-truncated", "detect", "detect-but-told"],
 )
 def test_termination(
@@ -137,7 +156,9 @@ def test_termination(
     assert sent_items(service)[0].get("finished") is finished
 
 
-def test_environment_chooses_preset_and_toolset(service: FakeService, compute: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_chooses_preset_and_toolset(
+    service: FakeService, compute: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MENTOR_REWARD_PRESET", "mentor-f1")
     monkeypatch.setenv("MENTOR_REWARD_TOOLSET", "bfcl")
     compute("x", "c1", "1")
@@ -149,7 +170,9 @@ def test_environment_chooses_preset_and_toolset(service: FakeService, compute: A
     assert validate == [{"preset": "mentor-f1"}]  # keys always come from the environment's reward
 
 
-def test_inline_spec_from_the_environment(service: FakeService, compute: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_inline_spec_from_the_environment(
+    service: FakeService, compute: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     spec = {"components": {"outcome": {"weight": 1.0}}}
     monkeypatch.setenv("MENTOR_REWARD_PRESET", "ignored-when-a-spec-is-given")
     monkeypatch.setenv("MENTOR_REWARD_SPEC", json.dumps(spec))

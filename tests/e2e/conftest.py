@@ -1,125 +1,19 @@
 """End-to-end fixtures: the reward service as a real uvicorn process on a free port.
 
-`start_service(**settings)` runs `python -m mentor_server.cli serve --port N` in its own
-process group (settings travel as `MENTOR_*` environment variables), waits until `/readyz`
-answers 200 and returns a `ServiceProcess`; every process still running at the end of the
-test is stopped (SIGTERM, then SIGKILL of its group). The `service` fixture is one shared,
-default instance for the module.
+`start_service(**settings)` starts a `ServiceProcess` (see service_process.py) and returns it
+once `/readyz` answers; every process still running at the end of the test is stopped. The
+`service` fixture is one default instance shared by a module's tests.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-SOURCE_DIRS = [ROOT / "server", ROOT / "client", ROOT / "trainer"]
-DATA = ROOT / "tests" / "data"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class ServiceProcess:
-    """One `mentor-reward serve` process; restartable on the same port."""
-
-    def __init__(self, port: int, env: dict[str, str], log_path: Path) -> None:
-        self.port = port
-        self.env = env
-        self.log_path = log_path
-        self.base_url = f"http://127.0.0.1:{port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout_s: float = 60.0) -> ServiceProcess:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mentor_server.cli", "serve", "--port", str(self.port)],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: kill() reaches the scoring workers too
-        )
-        log.close()
-        self.wait_ready(timeout_s)
-        return self
-
-    def wait_ready(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the service exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(self.base_url + "/readyz", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"the service was not ready within {timeout_s} s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:]
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self) -> None:
-        """kill -9 the whole service: the API process and its scoring workers."""
-        if self.proc is not None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait(10)
-
-    def terminate(self, timeout_s: float = 30.0) -> int:
-        """SIGTERM to the API process only (what an orchestrator sends); returns its exit code."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout_s)
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            try:
-                self.terminate(15)
-            except subprocess.TimeoutExpired:
-                pass
-        # Whatever is left of the group (workers of a killed parent) goes too.
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        if self.proc.poll() is None:
-            self.proc.wait(10)
-
-
-def service_env(**settings: Any) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MENTOR_")}
-    env["PYTHONPATH"] = os.pathsep.join([*map(str, SOURCE_DIRS), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env.setdefault("MENTOR_WORKERS", "2")
-    env["MENTOR_LOG_LEVEL"] = "warning"
-    for key, value in settings.items():
-        env[f"MENTOR_{key.upper()}"] = value if isinstance(value, str) else json.dumps(value)
-    return env
+from service_process import DATA, ServiceProcess, free_port, service_env
 
 
 @pytest.fixture
@@ -127,7 +21,9 @@ def start_service(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
     started: list[ServiceProcess] = []
 
     def start(port: int | None = None, **settings: Any) -> ServiceProcess:
-        service = ServiceProcess(port or free_port(), service_env(**settings), tmp_path / f"service-{len(started)}.log")
+        service = ServiceProcess(
+            port or free_port(), service_env(**settings), tmp_path / f"service-{len(started)}.log"
+        )
         started.append(service)
         return service.start()
 
@@ -150,6 +46,10 @@ def parity_items() -> list[dict[str, Any]]:
     with (DATA / "mentor_seed_public.jsonl").open() as handle:
         cases = [json.loads(line) for line in handle if line.strip()]
     return [
-        {"completion": c["completion"], "ground_truth": c["ground_truth"], "teacher_tools": c["teacher_tools"]}
+        {
+            "completion": c["completion"],
+            "ground_truth": c["ground_truth"],
+            "teacher_tools": c["teacher_tools"],
+        }
         for c in cases
     ]

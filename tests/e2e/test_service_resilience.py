@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ServiceProcess
+from service_process import ServiceProcess
 
 from mentor_client import RetryPolicy, RewardClient
 from mentor_server.records import query_records
@@ -44,7 +44,9 @@ def test_kill_9_mid_run_and_restart_every_item_gets_one_reward_in_order(
 
     def run() -> None:
         retry = RetryPolicy(max_retries=60, backoff_base=0.05, backoff_max=0.5)
-        with RewardClient(service.base_url, chunk_size=40, max_concurrency=2, retry=retry, timeout=30) as client:
+        with RewardClient(
+            service.base_url, chunk_size=40, max_concurrency=2, retry=retry, timeout=30
+        ) as client:
             try:
                 outcome["response"] = client.score(items, preset="flexible")
             except Exception as exc:  # reported below
@@ -70,12 +72,14 @@ def test_kill_9_mid_run_and_restart_every_item_gets_one_reward_in_order(
     assert _metric(service, "mentor_items_scored_total") > 0  # the restarted process did part of the work
 
 
-def test_sigterm_flushes_every_accepted_record(start_service: Any, tmp_path: Path,
-                                               parity_items: list[dict[str, Any]]) -> None:
+def test_sigterm_flushes_every_accepted_record(
+    start_service: Any, tmp_path: Path, parity_items: list[dict[str, Any]]
+) -> None:
     records = tmp_path / "records.sqlite3"
     # A long flush interval: only the shutdown drain can put these rows on disk in time.
-    service: ServiceProcess = start_service(workers="2", record_backend="sqlite", record_path=str(records),
-                                            record_flush_interval_s="60")
+    service: ServiceProcess = start_service(
+        workers="2", record_backend="sqlite", record_path=str(records), record_flush_interval_s="60"
+    )
     items = [parity_items[i % len(parity_items)] for i in range(300)]
     with RewardClient(service.base_url, chunk_size=100, max_concurrency=1) as client:
         answered = client.score(items, preset="mentor", run_id="sigterm", step=1)

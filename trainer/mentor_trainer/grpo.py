@@ -50,6 +50,7 @@ class GRPOOptions:
 
     split: str = "train"
     limit: int | None = None
+    families: tuple[str, ...] | None = None
     max_steps: int = 20
     learning_rate: float = 1e-4
     num_generations: int = 4
@@ -68,14 +69,21 @@ class GRPOOptions:
     extra: dict[str, Any] = field(default_factory=dict)  # more GRPOConfig fields, passed as they are
 
 
-def grpo_dataset(data_dir: str | Path, split: str = "train", limit: int | None = None) -> Any:
+def grpo_dataset(
+    data_dir: str | Path, split: str = "train", limit: int | None = None, families: tuple[str, ...] | None = None
+) -> Any:
     """The split with the columns the reward reads; the tool block leaves the system prompt
     because `GRPOTrainer(tools=...)` renders it from the tool callables (the same text)."""
     from datasets import Dataset, Features, Json, List, Value
 
     from .benchmark import load_rows
 
-    rows = load_rows(data_dir, split, limit)
+    rows = load_rows(data_dir, split)
+    if families:
+        rows = [r for r in rows if r.get("family") in families]
+        if not rows:
+            raise ValueError(f"no rows of families {', '.join(families)} in split {split!r}")
+    rows = rows[:limit] if limit is not None else rows
     features = Features(
         {
             "prompt": List(Json()),
@@ -139,6 +147,8 @@ def grpo_config(out: str | Path, options: GRPOOptions) -> Any:
         logging_steps=options.logging_steps,
         seed=options.seed,
         dataloader_num_workers=0,
+        # TRL turns activation checkpointing on by default; on CPU and small models it only costs time.
+        gradient_checkpointing=not use_cpu,
         **vllm,
         **options.extra,
     )
@@ -179,7 +189,7 @@ def build_trainer(
         model=model,
         reward_funcs=[reward],
         args=grpo_config(out, options),
-        train_dataset=grpo_dataset(data_dir, options.split, options.limit),
+        train_dataset=grpo_dataset(data_dir, options.split, options.limit, options.families),
         processing_class=tokenizer,
         tools=build_tools(runner, source.toolset),
     )

@@ -239,6 +239,7 @@ def run_overfit(
     *,
     split: str = "train",
     limit: int = 64,
+    families: tuple[str, ...] | None = None,
     steps: int | None = None,
     seconds: float | None = 30.0,
     learning_rate: float = 3e-3,
@@ -246,7 +247,8 @@ def run_overfit(
     seed: int = 0,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """`overfit` on the first `limit` teacher conversations of a split, then save like `run_sft`."""
+    """`overfit` on the first `limit` teacher conversations of a split (optionally of some task
+    families only: one family's fixed format is learned in far fewer steps), then save like `run_sft`."""
     configure_offline()
     from .benchmark import load_rows
     from .runtime import cuda_available, load_model, load_tokenizer, save_model, seed_everything
@@ -254,7 +256,12 @@ def run_overfit(
     seed_everything(seed)
     tokenizer = load_tokenizer(model_path)
     model = load_model(model_path, "cuda" if cuda_available() else "cpu")
-    rows = load_rows(data_dir, split, limit)
+    rows = load_rows(data_dir, split)
+    if families:
+        rows = [r for r in rows if r.get("family") in families]
+        if not rows:
+            raise ValueError(f"no rows of families {', '.join(families)} in split {split!r}")
+    rows = rows[:limit]
     started = time.perf_counter()
     losses = overfit(
         model,

@@ -104,7 +104,8 @@ class MentorReward:
 
     def __repr__(self) -> str:
         s = self._settings
-        where = "local" if s.local else (list(s.base_urls) if s.base_urls else "env")
+        urls = s.base_urls or (s.config.base_urls if s.config is not None else None)
+        where = "local" if s.local else (list(urls) if urls else "env")
         what = (
             f"spec={s.spec.get('name', 'inline') if s.spec else None!r}" if s.spec else f"preset={s.preset!r}"
         )

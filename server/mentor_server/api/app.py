@@ -32,7 +32,7 @@ from ..records import open_store
 from ..scoring import register_preset
 from ..toolsets import load_toolsets_file, register_toolset
 from .errors import install_error_handlers
-from .guards import ApiKeyMiddleware, BodySizeMiddleware, reject_unknown_query_parameters
+from .guards import ApiKeyMiddleware, BodySizeMiddleware, check_query_parameters
 from .metrics import MetricsMiddleware
 from .pool import ScoringPool
 from .routes import discovery, health, openrlhf, records, score, tools
@@ -40,6 +40,7 @@ from .settings import ServiceSettings
 from .state import ServiceState
 
 log = logging.getLogger("mentor_server.api")
+
 
 def _register_extras(settings: ServiceSettings) -> None:
     """Make the settings' presets and toolsets known to the engine in this process."""
@@ -86,10 +87,10 @@ def create_app(settings: ServiceSettings | None = None, *, pool: ScoringPool | N
                 log.info("score record flushed: %d rows in %s", state.store.written, state.store.path)
                 state.store = None
 
-    # With keys configured, the OpenAPI schema shows the bearer scheme (the check itself is the
-    # middleware, which runs before any body is read).
-    guards = [Depends(reject_unknown_query_parameters)]
+    guards = [Depends(check_query_parameters)]
     if settings.api_keys:
+        # Only so the OpenAPI schema shows the bearer scheme: the check itself is the middleware,
+        # which runs before any body is read.
         guards.append(Depends(HTTPBearer(auto_error=False)))
     app = FastAPI(
         title="MENTOR reward service",
@@ -117,8 +118,12 @@ def create_app_from_env() -> FastAPI:
     return create_app(ServiceSettings())
 
 
-def run_server(host: str | None = None, port: int | None = None, config_file: str | Path | None = None,
-               workers: int | None = None) -> None:
+def run_server(
+    host: str | None = None,
+    port: int | None = None,
+    config_file: str | Path | None = None,
+    workers: int | None = None,
+) -> None:
     """Serve until SIGINT/SIGTERM (the `mentor-reward serve` command). Arguments override settings."""
     import uvicorn
 
@@ -132,8 +137,10 @@ def run_server(host: str | None = None, port: int | None = None, config_file: st
     if workers is not None:
         overrides["workers"] = workers
     settings = ServiceSettings(**overrides)  # type: ignore[arg-type]
-    logging.basicConfig(level=settings.log_level.upper() if settings.log_level != "trace" else "DEBUG",
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper() if settings.log_level != "trace" else "DEBUG",
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     uvicorn.run(
         create_app(settings),
         host=settings.host,

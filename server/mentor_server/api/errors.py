@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -77,7 +77,11 @@ def error_body(type: str, message: str, param: str | None = None) -> dict[str, A
 
 
 def error_response(
-    status_code: int, type: str, message: str, param: str | None = None, headers: dict[str, str] | None = None
+    status_code: int,
+    type: str,
+    message: str,
+    param: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     return JSONResponse(error_body(type, message, param), status_code=status_code, headers=headers)
 
@@ -147,7 +151,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
         text = str(error.get("msg", "invalid value"))
         for known in by_param:
             if known and where and where.startswith(known + "."):
-                text = f"{where[len(known) + 1:]}: {text}"
+                text = f"{where[len(known) + 1 :]}: {text}"
                 where = known
                 break
         messages = by_param.setdefault(where, [])

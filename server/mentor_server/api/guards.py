@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+import typing
 from collections.abc import Iterable
 from typing import Any
 
 from fastapi import Request
-from fastapi.dependencies.utils import get_flat_dependant
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import ApiError, error_bytes
@@ -24,7 +25,9 @@ OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 """Paths that never need a key: load balancers and orchestrators probe them unauthenticated."""
 
 
-async def _send_error(send: Send, status: int, type: str, message: str, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+async def _send_error(
+    send: Send, status: int, type: str, message: str, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
     body = error_bytes(type, message)
     await send(
         {
@@ -151,26 +154,51 @@ def check_depth(value: Any, limit: int, param: str) -> None:
         stack.extend((child, depth + 1) for child in children)
 
 
-_QUERY_NAMES: dict[int, frozenset[str]] = {}
+_INTEGER = re.compile(r"-?[0-9]+")
+_QUERY_RULES: dict[int, dict[str, bool]] = {}
 
 
-def reject_unknown_query_parameters(request: Request) -> None:
-    """A router dependency: an unknown query parameter is a 422, not silently ignored.
+def _is_integer(annotation: Any) -> bool:
+    return annotation is int or int in typing.get_args(annotation)
 
-    A typo such as `/v1/openrlhf?presets=mentor-f1` would otherwise train with the default reward.
+
+def _query_rules(dependant: Any) -> dict[str, bool]:
+    """The query parameters a route accepts (its dependencies' included): name -> is an integer."""
+    rules = {
+        getattr(param, "alias", None) or param.name: _is_integer(param.field_info.annotation)
+        for param in dependant.query_params
+    }
+    for sub in dependant.dependencies:
+        rules.update(_query_rules(sub))
+    return rules
+
+
+def check_query_parameters(request: Request) -> None:
+    """A router dependency: query parameters are checked as strictly as JSON bodies.
+
+    An unknown name is a 422 rather than silently ignored (a typo such as
+    `/v1/openrlhf?presets=mentor-f1` would otherwise train with the default reward); so is a
+    parameter given twice, and an integer written as anything but an integer (`step=7.0`).
     """
     if not request.query_params:
         return
-    route = request.scope.get("route")
-    dependant = getattr(route, "dependant", None)
+    dependant = getattr(request.scope.get("route"), "dependant", None)
     if dependant is None:
         return
-    allowed = _QUERY_NAMES.get(id(dependant))
-    if allowed is None:
-        allowed = frozenset(param.alias for param in get_flat_dependant(dependant).query_params)
-        _QUERY_NAMES[id(dependant)] = allowed
+    rules = _QUERY_RULES.get(id(dependant))
+    if rules is None:
+        rules = _QUERY_RULES[id(dependant)] = _query_rules(dependant)
     for name in request.query_params:
-        if name not in allowed:
-            accepted = ", ".join(sorted(allowed)) or "none"
-            raise ApiError(422, f"unknown query parameter {name!r} (accepted: {accepted})",
-                           type="validation_error", param=name)
+        if name not in rules:
+            accepted = ", ".join(sorted(rules)) or "none"
+            raise ApiError(
+                422,
+                f"unknown query parameter {name!r} (accepted: {accepted})",
+                type="validation_error",
+                param=name,
+            )
+        values = request.query_params.getlist(name)
+        if len(values) > 1:
+            raise ApiError(422, f"query parameter {name!r} is given more than once", param=name)
+        if rules[name] and not _INTEGER.fullmatch(values[0]):
+            raise ApiError(422, f"query parameter {name!r} must be an integer", param=name)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import Metric, SummaryMetricFamily
@@ -32,15 +32,14 @@ class _RunningMeans(Collector):
         self._doc = documentation
         self._label = label
         self._lock = threading.Lock()
-        self._sums: dict[str, list[float]] = {}
+        self._sums: dict[str, tuple[float, int]] = {}
 
     def add(self, key: str, total: float, count: int) -> None:
         if count <= 0:
             return
         with self._lock:
-            entry = self._sums.setdefault(key, [0.0, 0])
-            entry[0] += total
-            entry[1] += count
+            old_total, old_count = self._sums.get(key, (0.0, 0))
+            self._sums[key] = (old_total + total, old_count + count)
 
     def collect(self) -> Iterable[Metric]:
         family = SummaryMetricFamily(self._name, self._doc, labels=[self._label])
@@ -54,27 +53,41 @@ class ServiceMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
-            "mentor_http_requests", "HTTP requests by route and status", ["method", "route", "status"],
+            "mentor_http_requests",
+            "HTTP requests by route and status",
+            ["method", "route", "status"],
             registry=self.registry,
         )
         self.latency = Histogram(
-            "mentor_http_request_duration_seconds", "HTTP request latency by route", ["method", "route"],
-            buckets=_LATENCY_BUCKETS, registry=self.registry,
+            "mentor_http_request_duration_seconds",
+            "HTTP request latency by route",
+            ["method", "route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.items_scored = Counter("mentor_items_scored", "Items scored", ["preset"], registry=self.registry)
-        self.item_errors = Counter("mentor_item_errors", "Items that could not be scored", ["type"], registry=self.registry)
+        self.item_errors = Counter(
+            "mentor_item_errors", "Items that could not be scored", ["type"], registry=self.registry
+        )
         self.batch_means = Gauge(
-            "mentor_batch_component_mean", "Component means of the latest batch", ["component"], registry=self.registry
+            "mentor_batch_component_mean",
+            "Component means of the latest batch",
+            ["component"],
+            registry=self.registry,
         )
         self.batches_in_flight = Gauge(
             "mentor_scoring_batches_in_flight", "Batches being scored now", registry=self.registry
         )
-        self.component_scores = _RunningMeans("mentor_component_score", "Component scores (running mean)", "component")
+        self.component_scores = _RunningMeans(
+            "mentor_component_score", "Component scores (running mean)", "component"
+        )
         self.rewards = _RunningMeans("mentor_reward", "Rewards of scored items (running mean)", "preset")
         self.registry.register(self.component_scores)
         self.registry.register(self.rewards)
 
-    def record_batch(self, preset: str, results: list[Mapping[str, object]], stats: Mapping[str, object]) -> None:
+    def record_batch(
+        self, preset: str, results: Sequence[Mapping[str, object]], stats: Mapping[str, object]
+    ) -> None:
         """Account one scored batch (plain result dicts as the workers return them)."""
         self.items_scored.labels(preset).inc(len(results))
         reward_sum = 0.0

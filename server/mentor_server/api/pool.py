@@ -15,8 +15,9 @@ as usual. A process cannot be interrupted, so the pool that holds an overrunning
 *retired*: new work goes to a fresh pool at once, the old one finishes what it still has and
 its stuck processes are then killed.
 
-Workers are started with `spawn` (never `fork` from a process that runs an event loop and
-threads) and at a lower priority than the API process, which keeps `/healthz` fast under load.
+Workers are forked from a `forkserver` that has imported the engine once (never forked from
+this process, which runs an event loop and threads; `spawn` where there is no forkserver),
+and run at a lower priority than the API process, which keeps `/healthz` fast under load.
 """
 
 from __future__ import annotations
@@ -47,6 +48,17 @@ class WorkTimeout(Exception):
 
 class WorkerCrashed(Exception):
     """The process running a job died."""
+
+
+def _mp_context() -> multiprocessing.context.BaseContext:
+    # forkserver: a clean single-threaded server process imports the engine once, and every
+    # worker (a replacement after a timeout included) is forked from it in milliseconds. Never
+    # plain fork from this process, which runs an event loop and threads.
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([worker.__name__])
+        return context
+    return multiprocessing.get_context("spawn")
 
 
 class _Generation:
@@ -153,7 +165,7 @@ class ScoringPool:
     def _new_generation(self) -> _Generation:
         executor = ProcessPoolExecutor(
             max_workers=self.workers,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=_mp_context(),
             initializer=worker.init_worker,
             initargs=(self._toolset_files, self._nice),
         )
@@ -236,7 +248,9 @@ class ScoringPool:
         """Chunk bounds: about `chunks_per_worker` chunks per worker, none under `min_chunk_items`."""
         if n_items == 0:
             return []
-        n_chunks = max(1, min(self.workers * self._chunks_per_worker, math.ceil(n_items / self._min_chunk_items)))
+        n_chunks = max(
+            1, min(self.workers * self._chunks_per_worker, math.ceil(n_items / self._min_chunk_items))
+        )
         size = math.ceil(n_items / n_chunks)
         return [(start, min(start + size, n_items)) for start in range(0, n_items, size)]
 
@@ -258,17 +272,23 @@ class ScoringPool:
         except WorkerCrashed:
             if len(items) == 1:
                 return [await self._score_alone(config, items[0], retry_crash=True)]
-        return list(await asyncio.gather(*(self._score_alone(config, item, retry_crash=True) for item in items)))
+        return list(
+            await asyncio.gather(*(self._score_alone(config, item, retry_crash=True) for item in items))
+        )
 
     def _timeout_result(self) -> Result:
         return worker.error_result(
             "timeout", f"scoring this item took longer than its limit of {self.item_timeout_s:g} s"
         )
 
-    async def _score_alone(self, config: dict[str, Any], item: dict[str, Any], *, retry_crash: bool) -> Result:
+    async def _score_alone(
+        self, config: dict[str, Any], item: dict[str, Any], *, retry_crash: bool
+    ) -> Result:
         try:
             results = await self._run(
-                self._score_fn, {"config": config, "items": [item]}, self.item_timeout_s + self.chunk_item_budget_s
+                self._score_fn,
+                {"config": config, "items": [item]},
+                self.item_timeout_s + self.chunk_item_budget_s,
             )
         except WorkTimeout:
             return self._timeout_result()

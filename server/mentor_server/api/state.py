@@ -22,7 +22,15 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from ..records import RecordStore
-from ..scoring import ItemError, ItemScore, RewardSpec, ScoringConfigError, ScoringEngine, batch_stats, resolve_spec
+from ..scoring import (
+    ItemError,
+    ItemScore,
+    RewardSpec,
+    ScoringConfigError,
+    ScoringEngine,
+    batch_stats,
+    resolve_spec,
+)
 from ..scoring.parsing import get_parser
 from .errors import ApiError
 from .metrics import ServiceMetrics
@@ -67,7 +75,9 @@ class ServiceState:
     ) -> ResolvedConfig:
         """Validate a reward choice (cached: GRPO sends the same one every step)."""
         key = hashlib.sha256(
-            json.dumps([preset, spec, overrides, toolset, tools, parser], sort_keys=True, default=str).encode()
+            json.dumps(
+                [preset, spec, overrides, toolset, tools, parser], sort_keys=True, default=str
+            ).encode()
         ).hexdigest()
         cached = self._configs.get(key)
         if cached is not None:
@@ -75,7 +85,9 @@ class ServiceState:
             return cached
         resolved_spec = resolve_spec(preset=preset, spec=spec, overrides=overrides)
         if tools is not None and not tools:
-            raise ScoringConfigError("'tools' must list at least one tool schema (or be left out)", param="tools")
+            raise ScoringConfigError(
+                "'tools' must list at least one tool schema (or be left out)", param="tools"
+            )
         toolset_obj = resolve_toolset(toolset, tools)
         # Building an engine here compiles every component option, so a bad one is a 400 now and
         # never a worker-side surprise.

@@ -18,6 +18,7 @@ Nothing here may raise for an item: anything unexpected becomes that item's erro
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -43,10 +44,8 @@ def init_worker(toolset_files: list[str], nice: int = 5) -> None:
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if nice:
-        try:
+        with contextlib.suppress(OSError):
             os.nice(nice)
-        except OSError:
-            pass
     for path in toolset_files:
         for toolset in load_toolsets_file(path):
             register_toolset(toolset, replace=True)
@@ -79,13 +78,19 @@ def resolve_toolset(name: str | None, tools: list[dict[str, Any]] | None) -> Too
 
 
 def engine_for(config: dict[str, Any]) -> ScoringEngine:
-    key = (config["spec_hash"], config.get("toolset") or tools_key(config.get("tools")), config.get("parser") or "auto")
+    key = (
+        config["spec_hash"],
+        config.get("toolset") or tools_key(config.get("tools")),
+        config.get("parser") or "auto",
+    )
     engine = _engines.get(key)
     if engine is not None:
         _engines.move_to_end(key)
         return engine
     spec = RewardSpec.from_dict(config["spec"])
-    engine = ScoringEngine(spec, resolve_toolset(config.get("toolset"), config.get("tools")), config.get("parser"))
+    engine = ScoringEngine(
+        spec, resolve_toolset(config.get("toolset"), config.get("tools")), config.get("parser")
+    )
     _engines[key] = engine
     if len(_engines) > _ENGINE_CACHE_SIZE:
         _engines.popitem(last=False)
@@ -105,8 +110,11 @@ def error_result(type: str, message: str, param: str | None = None) -> dict[str,
 
 def result_dict(score: ItemScore) -> dict[str, Any]:
     if score.error is not None:
-        error = {"type": score.error.type, "message": score.error.message, "param": score.error.param}
-        return {**error_result(error["type"], error["message"], error["param"]), "reason": score.reason or error["message"]}
+        error = score.error
+        return {
+            **error_result(error.type, error.message, error.param),
+            "reason": score.reason or error.message,
+        }
     if score.reward is None or not math.isfinite(score.reward):
         # A spec with extreme weights can overflow; say so rather than send a null or inf reward.
         return error_result("non_finite_reward", f"the reward is not a finite number ({score.reward!r})")
@@ -151,16 +159,24 @@ def _json_safe(value: Any) -> bool:
 
 
 def execute_tool(job: dict[str, Any]) -> dict[str, Any]:
-    """Run one registered tool: `{"toolset", "name", "arguments", "timeout_s"}` -> ExecuteToolResponse dict."""
+    """Run one registered tool: `{"toolset", "name", "arguments", "timeout_s"}` -> an ExecuteToolResponse."""
     try:
         toolset = get_toolset(job["toolset"])
         execution = toolset.execute(job["name"], job["arguments"], timeout_s=job["timeout_s"])
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}"
-        return {"ok": False, "result": None, "content": json.dumps({"error": message}),
-                "error": {"type": "tool_error", "message": message, "param": None}}
+        return {
+            "ok": False,
+            "result": None,
+            "content": json.dumps({"error": message}),
+            "error": {"type": "tool_error", "message": message, "param": None},
+        }
     error = None
     if not execution.ok:
-        error = {"type": execution.error_type or "tool_error", "message": execution.error_message or "", "param": None}
+        error = {
+            "type": execution.error_type or "tool_error",
+            "message": execution.error_message or "",
+            "param": None,
+        }
     result = execution.result if _json_safe(execution.result) else None
     return {"ok": execution.ok, "result": result, "content": execution.content, "error": error}

@@ -4,31 +4,33 @@
 `AnswerJudge.judge` compares it with a list of acceptable ground truths, cheapest check first:
 (1) exact equality after a light LaTeX/whitespace normalisation; (2) a numeric fast path, which
 decides every pair of plain numbers (integers, decimals, `a/b`, `\\frac{a}{b}`, `\\dfrac`,
-scientific notation, thousands separators, percentages) with exact fractions and never touches
-sympy; (3) a normalised text comparison for worded answers; (4) a symbolic check with HF
+scientific notation, thousands separators, percentages) with exact integer ratios and never
+imports sympy; (3) a normalised text comparison for worded answers; (4) a symbolic check with HF
 math-verify only when the fast paths cannot decide. Gold answers are prepared once and kept in an
 LRU cache (the `num_generations` rollouts of a prompt share one gold), and verdicts are cached per
 (prediction, gold) pair.
 
-Time limit. math-verify's own timeout uses `signal.alarm`: it takes whole seconds, replaces the
-process's SIGALRM handler, and raises `ValueError` off the main thread (the reward service scores
-in worker threads). We therefore call it with its timeouts disabled and enforce the per-item limit
-ourselves, in any thread: inputs whose evaluation could run inside one uninterruptible C call
+Time limit. math-verify's own timeout uses `signal.alarm`: whole seconds only, it replaces the
+process's SIGALRM handler, and off the main thread it raises `ValueError` (the reward service may
+score in worker threads). We call it with its timeouts disabled and enforce the per-item limit
+ourselves, in any thread: inputs whose evaluation could sit inside one uninterruptible C call
 (power towers, huge exponents or factorials, very long digit runs, deep nesting, long strings)
-never reach sympy, and everything else runs under a per-thread trace hook that raises once the
-item's deadline has passed. A timed-out item is judged incorrect with reason "timeout".
+never reach sympy, and the rest runs under a deadline that a watchdog thread enforces by raising
+an exception in the judging thread (see `_time_limit`). A timed-out item is judged incorrect with
+reason "timeout"; the caller's time limit covers one `judge` call, all its ground truths together.
 
 Parity with the MENTOR authors' judge (math-verify metric, math-verify parse/verify and mathruler,
-any one saying equal). All 150 public parity cases get the authors' verdict (see the tests). Where
-this judge deliberately differs, it is more accurate:
-- the authors parse bare answers, which math-verify reads as plain expressions, so `1+x` parses
-  to `1` and `x+1` to nothing, and `x+1` vs `1+x` is rejected; we give math-verify the answer as
-  LaTeX (`\\boxed{...}`), so algebraically equal expressions are accepted;
-- `1e5` (read by their parse as `1`) is 100000 here; `\\frac12`, `1{,}000` and `1\\,000` are numbers;
+any one saying equal): every one of the 150 public parity cases gets the authors' verdict (see the
+tests). Where this judge deliberately differs, it is the more accurate one:
+- their judge rejects `x+1` vs `1+x`. A bare string given to math-verify's `parse` is read as a
+  plain expression (`1+x` gives `1`, `x+1` nothing); we hand it the answer as LaTeX
+  (`\\boxed{...}`), so algebraically equal expressions are accepted;
+- likewise `1e5` (bare-string parse: `1`) is 100000 here; `\\frac12`, `1{,}000` and `1\\,000`
+  are numbers;
 - escaped braces `\\{ \\}` do not count when matching the braces of `\\boxed{...}`, so
   `\\boxed{\\left\\{ x>1 \\right.}` is extracted whole, where a raw brace count finds no answer;
 - a percentage `p%` equals `p` or `p/100` (math-verify accepts `9% = 9` only for integers,
-  mathruler drops the sign), and a decimal agrees with a value when both round to the same
+  mathruler drops the sign); a decimal agrees with a value when both round to the same
   `float_rounding` (6) decimals, as in math-verify.
 """
 
@@ -870,12 +872,17 @@ class AnswerJudge:
                     with _time_limit(until):
                         parsed = parse(f"\\boxed{{{answer.canonical}}}", parsing_timeout=None)
                 except _DeadlineExceeded:
+                    if budget_s >= 0.95 * self.timeout_s:
+                        # It had the whole budget: do not retry it for every rollout of the gold.
+                        answer.symbolic_state, answer.symbolic_note = _REJECTED, "timeout"
                     return AnswerVerdict(False, "symbolic", "timeout")
                 except Exception:  # math-verify catches its own errors; this is belt and braces
                     parsed = []
                 answer.symbolic, answer.symbolic_state = parsed, _PARSED
         for side, answer in (("answer", pred), ("ground truth", gold)):
             if answer.symbolic_state == _REJECTED:
+                if answer.symbolic_note == "timeout":
+                    return AnswerVerdict(False, "symbolic", "timeout")
                 return AnswerVerdict(
                     False, "symbolic", f"{side} too complex to check: {answer.symbolic_note}"
                 )

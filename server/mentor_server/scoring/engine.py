@@ -50,10 +50,14 @@ class ScoringEngine:
         outcome_options = COMPONENTS["outcome"].compile(outcome_spec.options if outcome_spec else {})
         assert isinstance(outcome_options, OutcomeOptions)
         self._answer_from = outcome_options.answer_from
+        judge_param = "components.outcome.options.judge"
         try:
             self.judge = AnswerJudge(**outcome_options.judge)
         except TypeError as exc:
-            raise ScoringConfigError(f"invalid judge option: {exc}", param="components.outcome.options.judge") from exc
+            raise ScoringConfigError(f"invalid judge option: {exc}", param=judge_param) from exc
+        except ScoringConfigError as exc:
+            param = f"{judge_param}.{exc.param}" if exc.param else judge_param
+            raise ScoringConfigError(str(exc), param=param) from exc
         self._total_weight = sum(w for _, w, _, _ in self._compiled if w > 0)
         self._execution_cache: dict[tuple[str, str], str | None] = {}
         self._gates = [(g.when, g.reward) for g in spec.gates]

@@ -16,7 +16,11 @@ from mentor_server.api import worker
 
 
 def wire_item(case: dict[str, Any]) -> dict[str, Any]:
-    return {"completion": case["completion"], "ground_truth": case["ground_truth"], "teacher_tools": case["teacher_tools"]}
+    return {
+        "completion": case["completion"],
+        "ground_truth": case["ground_truth"],
+        "teacher_tools": case["teacher_tools"],
+    }
 
 
 def slow_or_crashing_score_chunk(job: dict[str, Any]) -> list[dict[str, Any]]:
@@ -46,7 +50,9 @@ def slow_tool(seconds: float) -> float:
     return seconds
 
 
-def assert_error(response: Any, status: int, type_: str | None = None, param: str | None = None) -> dict[str, Any]:
+def assert_error(
+    response: Any, status: int, type_: str | None = None, param: str | None = None
+) -> dict[str, Any]:
     """The response has `status` and the service's one error body (and the given type/param)."""
     assert response.status_code == status, response.text
     body = response.json()

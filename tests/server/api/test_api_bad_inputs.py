@@ -14,6 +14,8 @@
 | a huge string under the body limit      | 200, scored                                   |
 | unknown fields                          | 200, ignored (forward compatibility)          |
 | an empty batch                          | 200, zero results                             |
+| an unknown, repeated or non-integer      | 422 validation_error, param = its name        |
+| query parameter                         |                                               |
 | an unknown route / wrong method         | 404 / 405                                     |
 | a server bug                            | 500 internal_error                            |
 """
@@ -47,7 +49,9 @@ RAW_BODIES = [
 ]
 
 
-@pytest.mark.parametrize(("body", "status", "kind"), [r[1:] for r in RAW_BODIES], ids=[r[0] for r in RAW_BODIES])
+@pytest.mark.parametrize(
+    ("body", "status", "kind"), [r[1:] for r in RAW_BODIES], ids=[r[0] for r in RAW_BODIES]
+)
 def test_undecodable_bodies(client: TestClient, body: bytes, status: int, kind: str) -> None:
     response = client.post("/v1/score", content=body, headers={"content-type": "application/json"})
     assert_error(response, status, kind)
@@ -59,16 +63,26 @@ WRONG_SHAPES = [
     ("missing-items", {"preset": "mentor"}, "items"),
     ("missing-completion", {"items": [{"ground_truth": "1"}]}, "items.0.completion"),
     ("step-string", {"items": [], "step": "seven"}, "step"),
-    ("teacher-tools-string", {"items": [{"completion": "x", "teacher_tools": "add"}]}, "items.0.teacher_tools"),
+    (
+        "teacher-tools-string",
+        {"items": [{"completion": "x", "teacher_tools": "add"}]},
+        "items.0.teacher_tools",
+    ),
     ("finished-string", {"items": [{"completion": "x", "finished": "maybe"}]}, "items.0.finished"),
-    ("ground-truth-object", {"items": [{"completion": "x", "ground_truth": {"a": 1}}]}, "items.0.ground_truth"),
+    (
+        "ground-truth-object",
+        {"items": [{"completion": "x", "ground_truth": {"a": 1}}]},
+        "items.0.ground_truth",
+    ),
     ("reference-list", {"items": [{"completion": "x", "reference": []}]}, "items.0.reference"),
     ("message-not-object", {"items": [{"completion": ["hi"]}]}, "items.0.completion"),
     ("preset-list", {"items": [], "preset": ["mentor"]}, "preset"),
 ]
 
 
-@pytest.mark.parametrize(("payload", "param"), [w[1:] for w in WRONG_SHAPES], ids=[w[0] for w in WRONG_SHAPES])
+@pytest.mark.parametrize(
+    ("payload", "param"), [w[1:] for w in WRONG_SHAPES], ids=[w[0] for w in WRONG_SHAPES]
+)
 def test_wrong_types_name_the_field(client: TestClient, payload: dict[str, Any], param: str) -> None:
     error = assert_error(client.post("/v1/score", json=payload), 422, "validation_error", param)
     assert param in error["message"]
@@ -81,7 +95,10 @@ def test_deeply_nested_arguments_are_refused_before_scoring(client: TestClient) 
     item = {"completion": "x", "reference": {"calls": [{"name": "add", "arguments": deep}]}}
     assert_error(client.post("/v1/score", json={"items": [item]}), 422, "too_deep", "items.0")
     assert_error(
-        client.post("/v1/tools/execute", json={"name": "add", "arguments": deep}), 422, "too_deep", "arguments"
+        client.post("/v1/tools/execute", json={"name": "add", "arguments": deep}),
+        422,
+        "too_deep",
+        "arguments",
     )
 
 
@@ -89,7 +106,10 @@ def test_nesting_within_the_limit_is_scored(client: TestClient) -> None:
     deep: Any = 1
     for _ in range(30):
         deep = {"x": deep}
-    item = {"completion": GOOD_COMPLETION, "reference": {"calls": [{"name": "add", "arguments": {"a": deep}}]}}
+    item = {
+        "completion": GOOD_COMPLETION,
+        "reference": {"calls": [{"name": "add", "arguments": {"a": deep}}]},
+    }
     response = client.post("/v1/score", json={"preset": "flexible", "items": [item]})
     assert response.status_code == 200, response.text
 
@@ -107,7 +127,9 @@ def small_limit(make_client: Any) -> Iterator[TestClient]:
 def test_a_body_over_the_limit_by_content_length_is_a_413(small_limit: TestClient) -> None:
     body = b'{"items": [{"completion": "' + b"x" * 5000 + b'"}]}'
     error = assert_error(
-        small_limit.post("/v1/score", content=body, headers={"content-type": "application/json"}), 413, "too_large"
+        small_limit.post("/v1/score", content=body, headers={"content-type": "application/json"}),
+        413,
+        "too_large",
     )
     assert "4096" in error["message"]
 
@@ -126,9 +148,13 @@ def test_a_streamed_body_over_the_limit_is_a_413(small_limit: TestClient) -> Non
 
 def test_a_huge_string_under_the_limit_is_scored(client: TestClient) -> None:
     completion = "blah " * 400_000 + GOOD_COMPLETION  # 2 MB of text
-    body = client.post("/v1/score", json={"preset": "mentor", "items": [{"completion": completion,
-                                                                          "ground_truth": "5",
-                                                                          "teacher_tools": ["add"]}]}).json()
+    body = client.post(
+        "/v1/score",
+        json={
+            "preset": "mentor",
+            "items": [{"completion": completion, "ground_truth": "5", "teacher_tools": ["add"]}],
+        },
+    ).json()
     assert body["results"][0]["error"] is None
     assert body["results"][0]["reward"] == pytest.approx(1.1)
 
@@ -151,5 +177,26 @@ def test_routing_errors_use_the_error_body(client: TestClient, method: str, path
 
 def test_a_server_bug_is_a_500_with_the_error_body(make_client: Any) -> None:
     service = make_client(pool=ScoringPool(1, score_fn=raising_score_chunk))
-    error = assert_error(service.post("/v1/score", json={"items": [{"completion": "x"}]}), 500, "internal_error")
+    error = assert_error(
+        service.post("/v1/score", json={"items": [{"completion": "x"}]}), 500, "internal_error"
+    )
     assert "Traceback" not in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "param"),
+    [
+        ("POST", "/v1/openrlhf?presets=mentor-f1", "presets"),
+        ("GET", "/v1/records?run=1", "run"),
+        ("GET", "/healthz?x=1", "x"),
+        ("POST", "/v1/openrlhf?preset=mentor&preset=sparse", "preset"),
+        ("POST", "/v1/openrlhf?step=7.0", "step"),
+        ("GET", "/v1/records?limit=1e3", "limit"),
+    ],
+    ids=["openrlhf-typo", "records-typo", "health", "repeated", "float-step", "exponent-limit"],
+)
+def test_query_parameters_are_checked_strictly(
+    client: TestClient, method: str, path: str, param: str
+) -> None:
+    body = {"query": [], "prompts": [], "labels": []} if method == "POST" else None
+    assert_error(client.request(method, path, json=body), 422, "validation_error", param)

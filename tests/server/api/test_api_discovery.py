@@ -52,6 +52,8 @@ def test_validate_returns_the_normalised_spec_and_hash(client: TestClient, reque
 
 
 def test_validate_names_the_bad_field(client: TestClient) -> None:
-    response = client.post("/v1/specs/validate", json={"spec": {"components": {"outcome": {"weight": 1,
-                                                                                           "wrong_answer_scale": 7}}}})
+    response = client.post(
+        "/v1/specs/validate",
+        json={"spec": {"components": {"outcome": {"weight": 1, "wrong_answer_scale": 7}}}},
+    )
     assert_error(response, 400, "invalid_config", "components.outcome.wrong_answer_scale")

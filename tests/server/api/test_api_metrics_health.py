@@ -37,17 +37,41 @@ def test_metrics_count_requests_items_and_component_means(
     service.get("/v1/presets/x2")
     samples = _samples(service.get("/metrics").text)
     assert samples[("mentor_items_scored_total", (("preset", "mentor"),))] == 20
-    assert samples[("mentor_http_requests_total", (("method", "POST"), ("route", "/v1/score"), ("status", "200")))] == 1
-    assert samples[("mentor_http_requests_total", (("method", "POST"), ("route", "/v1/score"), ("status", "400")))] == 1
+    assert (
+        samples[
+            ("mentor_http_requests_total", (("method", "POST"), ("route", "/v1/score"), ("status", "200")))
+        ]
+        == 1
+    )
+    assert (
+        samples[
+            ("mentor_http_requests_total", (("method", "POST"), ("route", "/v1/score"), ("status", "400")))
+        ]
+        == 1
+    )
     # Path parameters are folded into the route template: no label per preset name tried.
-    assert samples[("mentor_http_requests_total",
-                    (("method", "GET"), ("route", "/v1/presets/{name}"), ("status", "404")))] == 2
-    assert samples[("mentor_http_request_duration_seconds_count", (("method", "POST"), ("route", "/v1/score")))] == 2
+    assert (
+        samples[
+            (
+                "mentor_http_requests_total",
+                (("method", "GET"), ("route", "/v1/presets/{name}"), ("status", "404")),
+            )
+        ]
+        == 2
+    )
+    assert (
+        samples[("mentor_http_request_duration_seconds_count", (("method", "POST"), ("route", "/v1/score")))]
+        == 2
+    )
     outcome_sum = samples[("mentor_component_score_sum", (("component", "outcome"),))]
     outcome_count = samples[("mentor_component_score_count", (("component", "outcome"),))]
     assert outcome_sum / outcome_count == body["stats"]["component_means"]["outcome"]
-    assert samples[("mentor_batch_component_mean", (("component", "outcome"),))] == \
-        body["stats"]["component_means"]["outcome"]
-    reward_mean = samples[("mentor_reward_sum", (("preset", "mentor"),))] / samples[
-        ("mentor_reward_count", (("preset", "mentor"),))]
+    assert (
+        samples[("mentor_batch_component_mean", (("component", "outcome"),))]
+        == body["stats"]["component_means"]["outcome"]
+    )
+    reward_mean = (
+        samples[("mentor_reward_sum", (("preset", "mentor"),))]
+        / samples[("mentor_reward_count", (("preset", "mentor"),))]
+    )
     assert abs(reward_mean - body["stats"]["mean_reward"]) < 1e-12

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from mentor_server.scoring import ScoringEngine, resolve_spec
 
 PROMPT = (
-    "<|im_start|>system\nExample: <tool_call>{\"name\": \"power\", \"arguments\": {\"a\": 2, \"b\": 2}}</tool_call>"
+    '<|im_start|>system\nExample: <tool_call>{"name": "power", "arguments": {"a": 2, "b": 2}}</tool_call>'
     "<|im_end|>\n<|im_start|>user\nWhat is 2+3?<|im_end|>\n"
 )
 RESPONSE = (
@@ -32,12 +32,17 @@ def _expected(preset: str, item: dict[str, Any]) -> float:
     [
         json.dumps({"ground_truth": "5", "teacher_tools": ["add"]}),
         {"ground_truth": "5", "teacher_tools": ["add"]},
-        {"ground_truth": ["5", "5.0"], "reference": {"calls": [{"name": "add", "arguments": {"a": 2, "b": 3}}]}},
+        {
+            "ground_truth": ["5", "5.0"],
+            "reference": {"calls": [{"name": "add", "arguments": {"a": 2, "b": 3}}]},
+        },
     ],
     ids=["json-string", "object", "full-reference"],
 )
 def test_the_prompt_is_stripped_and_the_label_carries_the_reference(client: TestClient, label: Any) -> None:
-    response = client.post("/v1/openrlhf", json={"query": [PROMPT + RESPONSE], "prompts": [PROMPT], "labels": [label]})
+    response = client.post(
+        "/v1/openrlhf", json={"query": [PROMPT + RESPONSE], "prompts": [PROMPT], "labels": [label]}
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     # With the prompt's example call counted, S = {power, add} != T and mentor would give 0.8.
@@ -47,31 +52,48 @@ def test_the_prompt_is_stripped_and_the_label_carries_the_reference(client: Test
     assert body["extra_logs"]["item_error"] == [0.0]
 
 
-def test_a_plain_string_label_is_the_ground_truth_and_query_params_choose_the_preset(client: TestClient) -> None:
-    response = client.post("/v1/openrlhf?preset=sparse&run_id=x&step=3",
-                           json={"query": [PROMPT + RESPONSE], "prompts": [PROMPT], "labels": ["5"]})
-    assert response.json()["rewards"] == [pytest.approx(_expected("sparse", {"completion": RESPONSE,
-                                                                            "ground_truth": "5"}))]
+def test_a_plain_string_label_is_the_ground_truth_and_query_params_choose_the_preset(
+    client: TestClient,
+) -> None:
+    response = client.post(
+        "/v1/openrlhf?preset=sparse&run_id=x&step=3",
+        json={"query": [PROMPT + RESPONSE], "prompts": [PROMPT], "labels": ["5"]},
+    )
+    assert response.json()["rewards"] == [
+        pytest.approx(_expected("sparse", {"completion": RESPONSE, "ground_truth": "5"}))
+    ]
 
 
 def test_per_label_presets_and_a_batch_keep_their_order(client: TestClient) -> None:
-    labels = [{"ground_truth": "5", "teacher_tools": ["add"], "preset": "mentor-no-tool-match"},
-              {"ground_truth": "6", "teacher_tools": ["add"]},
-              "{1, 2}"]  # not JSON: a set-valued ground truth
-    body = client.post("/v1/openrlhf", json={"query": [PROMPT + RESPONSE] * 3, "prompts": [PROMPT] * 3,
-                                             "labels": labels}).json()
+    labels = [
+        {"ground_truth": "5", "teacher_tools": ["add"], "preset": "mentor-no-tool-match"},
+        {"ground_truth": "6", "teacher_tools": ["add"]},
+        "{1, 2}",
+    ]  # not JSON: a set-valued ground truth
+    body = client.post(
+        "/v1/openrlhf", json={"query": [PROMPT + RESPONSE] * 3, "prompts": [PROMPT] * 3, "labels": labels}
+    ).json()
     assert body["rewards"] == [
-        pytest.approx(_expected("mentor-no-tool-match", {"completion": RESPONSE, "ground_truth": "5",
-                                                         "teacher_tools": ["add"]})),
-        pytest.approx(_expected("mentor", {"completion": RESPONSE, "ground_truth": "6", "teacher_tools": ["add"]})),
+        pytest.approx(
+            _expected(
+                "mentor-no-tool-match",
+                {"completion": RESPONSE, "ground_truth": "5", "teacher_tools": ["add"]},
+            )
+        ),
+        pytest.approx(
+            _expected("mentor", {"completion": RESPONSE, "ground_truth": "6", "teacher_tools": ["add"]})
+        ),
         pytest.approx(_expected("mentor", {"completion": RESPONSE, "ground_truth": "{1, 2}"})),
     ]
 
 
 def test_a_query_that_does_not_start_with_its_prompt_is_scored_whole(client: TestClient) -> None:
-    body = client.post("/v1/openrlhf", json={"query": [RESPONSE], "prompts": ["something else"],
-                                             "labels": ["5"]}).json()
-    assert body["rewards"] == [pytest.approx(_expected("mentor", {"completion": RESPONSE, "ground_truth": "5"}))]
+    body = client.post(
+        "/v1/openrlhf", json={"query": [RESPONSE], "prompts": ["something else"], "labels": ["5"]}
+    ).json()
+    assert body["rewards"] == [
+        pytest.approx(_expected("mentor", {"completion": RESPONSE, "ground_truth": "5"}))
+    ]
 
 
 @pytest.mark.parametrize(
@@ -81,15 +103,21 @@ def test_a_query_that_does_not_start_with_its_prompt_is_scored_whole(client: Tes
         ({"query": ["a"], "prompts": ["a"], "labels": []}, "labels"),
         ({"query": ["a"], "prompts": ["a"], "labels": [{"teacher_tools": "add"}]}, "labels.0.teacher_tools"),
         ({"query": ["a"], "prompts": ["a"], "labels": [None]}, "labels.0"),
-        ({"query": ["a"], "prompts": ["a"], "labels": [{"reference": {"calls": [{"name": ""}]}}]},
-         "labels.0.reference.calls[0].name"),
+        (
+            {"query": ["a"], "prompts": ["a"], "labels": [{"reference": {"calls": [{"name": ""}]}}]},
+            "labels.0.reference.calls[0].name",
+        ),
     ],
     ids=["prompt-count", "label-count", "bad-teacher-tools", "null-label", "bad-reference"],
 )
-def test_malformed_labels_are_422s_naming_them(client: TestClient, payload: dict[str, Any], param: str) -> None:
+def test_malformed_labels_are_422s_naming_them(
+    client: TestClient, payload: dict[str, Any], param: str
+) -> None:
     assert_error(client.post("/v1/openrlhf", json=payload), 422, param=param)
 
 
 def test_an_unknown_preset_is_a_400(client: TestClient) -> None:
-    response = client.post("/v1/openrlhf?preset=nope", json={"query": ["a"], "prompts": ["a"], "labels": ["1"]})
+    response = client.post(
+        "/v1/openrlhf?preset=nope", json={"query": ["a"], "prompts": ["a"], "labels": ["1"]}
+    )
     assert_error(response, 400, "invalid_config", "preset")

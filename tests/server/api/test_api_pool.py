@@ -14,8 +14,13 @@ from mentor_server.api.worker import score_chunk
 from mentor_server.scoring import resolve_spec
 
 GOOD = '<tool_call>{"name": "add", "arguments": {"a": 2, "b": 3}}</tool_call>\\boxed{5}<|im_end|>'
-CONFIG = {"spec": resolve_spec("mentor").to_dict(), "spec_hash": resolve_spec("mentor").hash,
-          "toolset": None, "tools": None, "parser": "auto"}
+CONFIG = {
+    "spec": resolve_spec("mentor").to_dict(),
+    "spec_hash": resolve_spec("mentor").hash,
+    "toolset": None,
+    "tools": None,
+    "parser": "auto",
+}
 
 
 def _item(text: str = GOOD) -> dict[str, Any]:
@@ -47,8 +52,13 @@ def _run(pool: ScoringPool, coro_factory: Any) -> Any:
 
 
 def test_a_stuck_item_times_out_alone_and_the_pool_recovers() -> None:
-    pool = ScoringPool(2, item_timeout_s=1.0, chunk_item_budget_s=0.05, score_fn=slow_or_crashing_score_chunk,
-                       min_chunk_items=4)
+    pool = ScoringPool(
+        2,
+        item_timeout_s=1.0,
+        chunk_item_budget_s=0.05,
+        score_fn=slow_or_crashing_score_chunk,
+        min_chunk_items=4,
+    )
     items = [_item() for _ in range(7)] + [_item(GOOD + " SLEEP:30")]
 
     async def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]], float]:
@@ -80,5 +90,7 @@ def test_worker_function_matches_the_engine_and_never_raises() -> None:
     out = score_chunk({"config": CONFIG, "items": [_item(), {"completion": 5}]})
     assert out[0]["reward"] == pytest.approx(1.1) and out[0]["error"] is None
     assert out[1]["reward"] is None and out[1]["error"]["type"] == "invalid_item"
-    broken = score_chunk({"config": {**CONFIG, "spec": {"components": {}}, "spec_hash": "broken"}, "items": [_item()]})
+    broken = score_chunk(
+        {"config": {**CONFIG, "spec": {"components": {}}, "spec_hash": "broken"}, "items": [_item()]}
+    )
     assert broken[0]["error"]["type"] == "internal_error"

@@ -19,9 +19,18 @@ BACKENDS = [("sqlite", "records.sqlite3"), ("jsonl", "records.jsonl")]
 
 
 def _row(i: int, run: str = "run-a", step: int = 0) -> dict[str, Any]:
-    return {"run_id": run, "step": step, "spec_hash": "h", "preset": "mentor", "item": {"completion": f"c{i}"},
-            "reward": i / 10, "components": {"outcome": 1.0, "tool_names": None}, "reason": f"r{i}",
-            "error": None, "created_at": 1.0 + i}
+    return {
+        "run_id": run,
+        "step": step,
+        "spec_hash": "h",
+        "preset": "mentor",
+        "item": {"completion": f"c{i}"},
+        "reward": i / 10,
+        "components": {"outcome": 1.0, "tool_names": None},
+        "reason": f"r{i}",
+        "error": None,
+        "created_at": 1.0 + i,
+    }
 
 
 @pytest.mark.parametrize(("backend", "name"), BACKENDS, ids=[b for b, _ in BACKENDS])
@@ -43,7 +52,9 @@ def test_store_writes_in_order_and_close_drains_the_queue(tmp_path: Path, backen
 
 
 @pytest.mark.parametrize("cls", [SQLiteRecordStore, JSONLRecordStore], ids=["sqlite", "jsonl"])
-def test_flush_makes_appended_rows_readable_and_concurrent_appends_all_land(tmp_path: Path, cls: type) -> None:
+def test_flush_makes_appended_rows_readable_and_concurrent_appends_all_land(
+    tmp_path: Path, cls: type
+) -> None:
     store = cls(tmp_path / ("r.jsonl" if cls is JSONLRecordStore else "r.sqlite3"), flush_interval_s=60)
 
     def writer(run: str) -> None:
@@ -57,7 +68,9 @@ def test_flush_makes_appended_rows_readable_and_concurrent_appends_all_land(tmp_
         t.join()
     assert store.flush(5)
     for k in range(4):
-        assert [r["reason"] for r in store.query(run_id=f"run-{k}", limit=1000)] == [f"r{i}" for i in range(50)]
+        assert [r["reason"] for r in store.query(run_id=f"run-{k}", limit=1000)] == [
+            f"r{i}" for i in range(50)
+        ]
     store.close()
 
 
@@ -85,8 +98,10 @@ def test_scored_items_are_recorded_and_queryable(
     service: TestClient = make_client(record_backend=backend, record_path=tmp_path / name)
     rewards = {}
     for step in (1, 2):
-        items = [wire_item(c) for c in parity_cases[step * 10: step * 10 + 7]]
-        body = service.post("/v1/score", json={"preset": "mentor", "items": items, "run_id": "exp", "step": step}).json()
+        items = [wire_item(c) for c in parity_cases[step * 10 : step * 10 + 7]]
+        body = service.post(
+            "/v1/score", json={"preset": "mentor", "items": items, "run_id": "exp", "step": step}
+        ).json()
         rewards[step] = [r["reward"] for r in body["results"]]
     page = service.get("/v1/records", params={"run_id": "exp", "step": 2}).json()["records"]
     assert [r["reward"] for r in page] == rewards[2]
@@ -101,8 +116,11 @@ def test_records_endpoint_without_recording_is_a_404(client: TestClient) -> None
     assert_error(client.get("/v1/records"), 404, "recording_disabled")
 
 
-@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 10**6}, {"step": -1}, {"offset": "x"}],
-                         ids=["limit-0", "limit-huge", "negative-step", "offset-not-int"])
+@pytest.mark.parametrize(
+    "params",
+    [{"limit": 0}, {"limit": 10**6}, {"step": -1}, {"offset": "x"}],
+    ids=["limit-0", "limit-huge", "negative-step", "offset-not-int"],
+)
 def test_records_query_parameters_are_validated(client: TestClient, params: dict[str, Any]) -> None:
     assert_error(client.get("/v1/records", params=params), 422, "validation_error")
 

@@ -18,7 +18,9 @@ def _engine_results(preset: str, items: list[dict[str, Any]]) -> list[Any]:
 
 
 @pytest.mark.parametrize("preset", PAPER_PRESETS, ids=PAPER_PRESETS)
-def test_scores_equal_the_in_process_engine(client: TestClient, parity_cases: list[dict[str, Any]], preset: str) -> None:
+def test_scores_equal_the_in_process_engine(
+    client: TestClient, parity_cases: list[dict[str, Any]], preset: str
+) -> None:
     items = [wire_item(c) for c in parity_cases[:40]]
     response = client.post("/v1/score", json={"preset": preset, "items": items, "run_id": "r", "step": 1})
     assert response.status_code == 200, response.text
@@ -32,7 +34,9 @@ def test_scores_equal_the_in_process_engine(client: TestClient, parity_cases: li
     assert body["stats"] == batch_stats(expected)
 
 
-def test_paper_parity_values_through_the_service(client: TestClient, parity_cases: list[dict[str, Any]]) -> None:
+def test_paper_parity_values_through_the_service(
+    client: TestClient, parity_cases: list[dict[str, Any]]
+) -> None:
     items = [wire_item(c) for c in parity_cases]
     body = client.post("/v1/score", json={"preset": "mentor", "items": items}).json()
     got = [r["reward"] for r in body["results"]]
@@ -40,7 +44,9 @@ def test_paper_parity_values_through_the_service(client: TestClient, parity_case
     assert got == pytest.approx(want, abs=1e-6)
 
 
-def test_a_large_batch_is_chunked_and_keeps_its_order(make_client: Any, parity_cases: list[dict[str, Any]]) -> None:
+def test_a_large_batch_is_chunked_and_keeps_its_order(
+    make_client: Any, parity_cases: list[dict[str, Any]]
+) -> None:
     service = make_client(workers=2)
     items = [wire_item(parity_cases[i % len(parity_cases)]) for i in range(300)]
     body = service.post("/v1/score", json={"preset": "mentor-f1", "items": items}).json()
@@ -52,13 +58,30 @@ def test_a_large_batch_is_chunked_and_keeps_its_order(make_client: Any, parity_c
 
 def test_message_completions_inline_spec_overrides_and_inline_tools(client: TestClient) -> None:
     completion = [
-        {"role": "assistant", "content": "", "tool_calls": [
-            {"type": "function", "function": {"name": "lookup", "arguments": {"city": "Paris"}}}]},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {"type": "function", "function": {"name": "lookup", "arguments": {"city": "Paris"}}}
+            ],
+        },
         {"role": "tool", "name": "lookup", "content": "2.1M"},
         {"role": "assistant", "content": "\\boxed{2.1M}<|im_end|>"},
     ]
-    tools = [{"type": "function", "function": {"name": "lookup", "description": "population",
-              "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "lookup",
+                "description": "population",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"city": {"type": "string"}},
+                    "required": ["city"],
+                },
+            },
+        }
+    ]
     spec = resolve_spec("flexible").to_dict()
     spec.pop("toolset")
     request = {
@@ -66,8 +89,15 @@ def test_message_completions_inline_spec_overrides_and_inline_tools(client: Test
         "overrides": {"components": {"efficiency": {"weight": 0.05}}},
         "tools": tools,
         "parser": "openai",
-        "items": [{"completion": completion, "ground_truth": "2.1M",
-                   "reference": {"calls": [{"name": "lookup", "arguments": {"city": "Paris"}, "result": "2.1M"}]}}],
+        "items": [
+            {
+                "completion": completion,
+                "ground_truth": "2.1M",
+                "reference": {
+                    "calls": [{"name": "lookup", "arguments": {"city": "Paris"}, "result": "2.1M"}]
+                },
+            }
+        ],
     }
     response = client.post("/v1/score", json=request)
     assert response.status_code == 200, response.text
@@ -104,7 +134,9 @@ def test_an_empty_batch_is_answered_with_no_results(client: TestClient) -> None:
 
 
 def test_an_empty_batch_still_validates_the_reward_choice(client: TestClient) -> None:
-    assert_error(client.post("/v1/score", json={"preset": "nope", "items": []}), 400, "invalid_config", "preset")
+    assert_error(
+        client.post("/v1/score", json={"preset": "nope", "items": []}), 400, "invalid_config", "preset"
+    )
 
 
 @pytest.mark.parametrize(
@@ -119,8 +151,16 @@ def test_an_empty_batch_still_validates_the_reward_choice(client: TestClient) ->
         ({"overrides": {"components": {"tool_names": {"options": {"mode": "psychic"}}}}}, None),
         ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "blob"}}}]}, None),
     ],
-    ids=["unknown-preset", "unknown-toolset", "unknown-parser", "preset-and-spec", "bad-weight",
-         "unknown-component", "bad-option", "bad-tool-schema"],
+    ids=[
+        "unknown-preset",
+        "unknown-toolset",
+        "unknown-parser",
+        "preset-and-spec",
+        "bad-weight",
+        "unknown-component",
+        "bad-option",
+        "bad-tool-schema",
+    ],
 )
 def test_a_bad_reward_choice_is_a_400_naming_the_field(
     client: TestClient, request_fields: dict[str, Any], param: str | None

@@ -41,7 +41,8 @@ def test_environment_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
 
 def test_yaml_file_with_presets_and_toolsets(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     (tmp_path / "tools.yaml").write_text(
-        "toolsets:\n- name: greeter\n  tools:\n  - {type: function, function: {name: hello, parameters: {}}}\n"
+        "toolsets:\n- name: greeter\n  tools:\n"
+        "  - {type: function, function: {name: hello, parameters: {}}}\n"
     )
     config = tmp_path / "service.yaml"
     config.write_text(
@@ -61,12 +62,16 @@ def test_yaml_file_with_presets_and_toolsets(monkeypatch: pytest.MonkeyPatch, tm
 
 def test_file_presets_are_served(make_client: Any, tmp_path: Path) -> None:
     config = tmp_path / "service.yaml"
-    config.write_text("presets:\n  outcome-only:\n    description: just the answer\n"
-                      "    components: {outcome: {weight: 1.0}}\n")
+    config.write_text(
+        "presets:\n  outcome-only:\n    description: just the answer\n"
+        "    components: {outcome: {weight: 1.0}}\n"
+    )
     service = make_client(lifespan=False, config_file=config)
     body = service.get("/v1/presets/outcome-only").json()
     assert body["description"] == "just the answer"
-    assert body["spec"]["components"] == {"outcome": {"weight": 1.0, "wrong_answer_scale": 1.0, "options": {}}}
+    assert body["spec"]["components"] == {
+        "outcome": {"weight": 1.0, "wrong_answer_scale": 1.0, "options": {}}
+    }
 
 
 @pytest.mark.parametrize(
@@ -74,15 +79,26 @@ def test_file_presets_are_served(make_client: Any, tmp_path: Path) -> None:
     [
         ("prot: 9000\n", "prot"),
         ("port: 99999\n", "port"),
-        ("presets:\n  x:\n    components: {outcome: {weight: heavy}}\n", "presets.x.components.outcome.weight"),
+        (
+            "presets:\n  x:\n    components: {outcome: {weight: heavy}}\n",
+            "presets.x.components.outcome.weight",
+        ),
         ("presets:\n  mentor:\n    components: {outcome: {weight: 1}}\n", "presets.mentor"),
         ("toolsets: [missing.yaml]\n", "toolsets"),
         ("record_backend: postgres\n", "record_backend"),
         ("- just\n- a list\n", "mapping"),
         ("port: [\n", "not valid YAML"),
     ],
-    ids=["typo", "port-range", "bad-preset", "builtin-preset", "missing-toolsets", "backend", "not-mapping",
-         "bad-yaml"],
+    ids=[
+        "typo",
+        "port-range",
+        "bad-preset",
+        "builtin-preset",
+        "missing-toolsets",
+        "backend",
+        "not-mapping",
+        "bad-yaml",
+    ],
 )
 def test_file_errors_name_the_setting(tmp_path: Path, yaml_text: str, needle: str) -> None:
     config = tmp_path / "service.yaml"

@@ -16,7 +16,9 @@ from fastapi.testclient import TestClient
     [("add", {"a": 2, "b": 3}, 5), ("divide", {"a": 7, "b": 2}, 3.5), ("sqrt", {"a": 16}, 4)],
     ids=["add", "divide", "sqrt"],
 )
-def test_a_registered_tool_runs(client: TestClient, name: str, arguments: dict[str, Any], result: Any) -> None:
+def test_a_registered_tool_runs(
+    client: TestClient, name: str, arguments: dict[str, Any], result: Any
+) -> None:
     body = client.post("/v1/tools/execute", json={"name": name, "arguments": arguments}).json()
     assert body["ok"] is True
     assert body["result"] == result
@@ -55,27 +57,52 @@ def test_an_unknown_toolset_is_a_400(client: TestClient) -> None:
 @pytest.fixture
 def slow_toolset_file(tmp_path: Path) -> Path:
     path = tmp_path / "tools.json"
-    path.write_text(json.dumps({"toolsets": [{
-        "name": "slowpoke",
-        "tools": [
-            {"type": "function", "function": {"name": "slow_tool", "description": "sleeps",
-             "parameters": {"type": "object", "properties": {"seconds": {"type": "number"}},
-                            "required": ["seconds"]}}},
-            {"type": "function", "function": {"name": "schema_only", "description": "no implementation",
-             "parameters": {"type": "object", "properties": {}}}},
-        ],
-        "implementations": {"slow_tool": "_service_helpers:slow_tool"},
-    }]}))
+    path.write_text(
+        json.dumps(
+            {
+                "toolsets": [
+                    {
+                        "name": "slowpoke",
+                        "tools": [
+                            {
+                                "type": "function",
+                                "function": {
+                                    "name": "slow_tool",
+                                    "description": "sleeps",
+                                    "parameters": {
+                                        "type": "object",
+                                        "properties": {"seconds": {"type": "number"}},
+                                        "required": ["seconds"],
+                                    },
+                                },
+                            },
+                            {
+                                "type": "function",
+                                "function": {
+                                    "name": "schema_only",
+                                    "description": "no implementation",
+                                    "parameters": {"type": "object", "properties": {}},
+                                },
+                            },
+                        ],
+                        "implementations": {"slow_tool": "_service_helpers:slow_tool"},
+                    }
+                ]
+            }
+        )
+    )
     return path
 
 
 def test_operator_toolsets_run_and_are_time_limited(make_client: Any, slow_toolset_file: Path) -> None:
     service = make_client(toolsets=[slow_toolset_file], tool_timeout_s=0.5)
-    quick = service.post("/v1/tools/execute", json={"toolset": "slowpoke", "name": "slow_tool",
-                                                    "arguments": {"seconds": 0.01}}).json()
+    quick = service.post(
+        "/v1/tools/execute", json={"toolset": "slowpoke", "name": "slow_tool", "arguments": {"seconds": 0.01}}
+    ).json()
     assert quick["ok"] is True and quick["result"] == 0.01
-    slow = service.post("/v1/tools/execute", json={"toolset": "slowpoke", "name": "slow_tool",
-                                                   "arguments": {"seconds": 3}}).json()
+    slow = service.post(
+        "/v1/tools/execute", json={"toolset": "slowpoke", "name": "slow_tool", "arguments": {"seconds": 3}}
+    ).json()
     assert slow["ok"] is False and slow["error"]["type"] == "timeout"
     not_executable = service.post("/v1/tools/execute", json={"toolset": "slowpoke", "name": "schema_only"})
     assert_error(not_executable, 400, "not_executable", "name")

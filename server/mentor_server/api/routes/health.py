@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from mentor_client.protocol import HealthResponse
 
 from ... import __version__
-from ..errors import ApiError, ERROR_RESPONSES
+from ..errors import ERROR_RESPONSES, ApiError
 from ..state import StateDep
 
 router = APIRouter(tags=["health"])

@@ -48,7 +48,9 @@ from ..errors import ERROR_RESPONSES, ApiError, JSONErrorRoute, loc_to_param
 from ..guards import check_depth
 from ..state import ResolvedConfig, SettingsDep, StateDep
 
-router = APIRouter(prefix=API_PREFIX, tags=["trainers"], route_class=JSONErrorRoute, responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix=API_PREFIX, tags=["trainers"], route_class=JSONErrorRoute, responses=ERROR_RESPONSES
+)
 
 
 class _Label(BaseModel):
@@ -88,7 +90,7 @@ def _label(value: Any, index: int) -> _Label:
 
 
 def _completion(query: str, prompt: str) -> str:
-    return query[len(prompt):] if prompt and query.startswith(prompt) else query
+    return query[len(prompt) :] if prompt and query.startswith(prompt) else query
 
 
 @router.post("/openrlhf", response_model=OpenRLHFResponse, summary="OpenRLHF remote reward")
@@ -102,8 +104,12 @@ async def openrlhf(
 ) -> OpenRLHFResponse:
     n = len(request.query)
     if n > settings.max_items:
-        raise ApiError(413, f"{n} queries; the limit is {settings.max_items} per request",
-                       type="too_many_items", param="query")
+        raise ApiError(
+            413,
+            f"{n} queries; the limit is {settings.max_items} per request",
+            type="too_many_items",
+            param="query",
+        )
     for name, values in (("prompts", request.prompts), ("labels", request.labels)):
         if len(values) != n:
             raise ApiError(422, f"'{name}' has {len(values)} entries for {n} queries", param=name)
@@ -111,7 +117,9 @@ async def openrlhf(
 
     groups: dict[tuple[str, str | None], list[int]] = {}
     items: list[dict[str, Any]] = []
-    for i, (query, prompt, raw) in enumerate(zip(request.query, request.prompts, request.labels, strict=True)):
+    for i, (query, prompt, raw) in enumerate(
+        zip(request.query, request.prompts, request.labels, strict=True)
+    ):
         label = _label(raw, i)
         item: dict[str, Any] = {"completion": _completion(query, prompt), "ground_truth": label.ground_truth}
         if label.reference is not None:
@@ -128,6 +136,15 @@ async def openrlhf(
         items.append(item)
         groups.setdefault((label.preset or preset or settings.openrlhf_preset, label.toolset), []).append(i)
 
+    if not groups:  # an empty request still validates its reward choice
+        state.resolve_config(
+            preset=preset or settings.openrlhf_preset,
+            spec=None,
+            overrides=None,
+            toolset=None,
+            tools=None,
+            parser="auto",
+        )
     configs: dict[tuple[str, str | None], ResolvedConfig] = {}
     for key in groups:
         configs[key] = state.resolve_config(

@@ -32,25 +32,38 @@ router = APIRouter(prefix=API_PREFIX, tags=["tools"], route_class=JSONErrorRoute
 
 def _failure(kind: str, message: str) -> ExecuteToolResponse:
     return ExecuteToolResponse(
-        ok=False, result=None, content=json.dumps({"error": message}), error=ErrorInfo(type=kind, message=message)
+        ok=False,
+        result=None,
+        content=json.dumps({"error": message}),
+        error=ErrorInfo(type=kind, message=message),
     )
 
 
 @router.post("/tools/execute", response_model=ExecuteToolResponse, summary="Execute a registered tool")
-async def execute_tool(request: ExecuteToolRequest, state: StateDep, settings: SettingsDep) -> ExecuteToolResponse:
+async def execute_tool(
+    request: ExecuteToolRequest, state: StateDep, settings: SettingsDep
+) -> ExecuteToolResponse:
     check_depth(request.arguments, settings.max_json_depth, "arguments")
     toolset = get_toolset(request.toolset)  # unknown -> ScoringConfigError -> 400 naming `toolset`
     tool = toolset.tools.get(request.name)
     if tool is None:
         return _failure("unknown_tool", f"no tool named {request.name!r} in toolset {toolset.name!r}")
     if not tool.executable:
-        raise ApiError(400, f"tool {request.name!r} has no implementation on this service",
-                       type="not_executable", param="name")
+        raise ApiError(
+            400,
+            f"tool {request.name!r} has no implementation on this service",
+            type="not_executable",
+            param="name",
+        )
     problems = toolset.validate_arguments(request.name, request.arguments)
     if problems:
         return _failure("invalid_arguments", "; ".join(problems))
-    job = {"toolset": toolset.name, "name": request.name, "arguments": request.arguments,
-           "timeout_s": settings.tool_timeout_s}
+    job = {
+        "toolset": toolset.name,
+        "name": request.name,
+        "arguments": request.arguments,
+        "timeout_s": settings.tool_timeout_s,
+    }
     try:
         result = await state.require_pool().execute_tool(job, settings.tool_timeout_s)
     except WorkerCrashed:
