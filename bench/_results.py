@@ -38,7 +38,11 @@ def write_section(name: str, title: str, body: str, command: str | None = None) 
         f"- command: `{command}`\n- machine: {machine_description()}\n- date: {stamp}\n\n"
         f"{body.rstrip()}\n<!-- /bench:{name} -->\n"
     )
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\nEvery number here was printed by the script named in its section.\n\n"
+    text = (
+        RESULTS.read_text()
+        if RESULTS.exists()
+        else "# Benchmark results\n\nEvery number here was printed by the script named in its section.\n\n"
+    )
     pattern = re.compile(rf"<!-- bench:{re.escape(name)} -->.*?<!-- /bench:{re.escape(name)} -->\n", re.S)
     text = pattern.sub(lambda _m: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block
     RESULTS.write_text(text)

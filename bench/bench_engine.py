@@ -50,7 +50,10 @@ def with_trace(case: dict[str, Any]) -> dict[str, Any]:
         a, b = 10 + 7 * k, 3 + k
         calls.append({"name": name, "arguments": {"a": a, "b": b}, "result": str(a + b)})
     out = {key: value for key, value in case.items() if key not in ("teacher_tools", "expected")}
-    out["reference"] = {"calls": calls, "answer": case["ground_truth"] if isinstance(case["ground_truth"], str) else None}
+    out["reference"] = {
+        "calls": calls,
+        "answer": case["ground_truth"] if isinstance(case["ground_truth"], str) else None,
+    }
     return out
 
 

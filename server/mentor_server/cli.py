@@ -78,7 +78,11 @@ def _score_command(args: argparse.Namespace) -> int:
                     lines_out.append("")
                     continue
                 except json.JSONDecodeError as exc:
-                    error = {"type": "invalid_json", "message": f"line is not JSON: {exc.msg}", "line": number}
+                    error = {
+                        "type": "invalid_json",
+                        "message": f"line is not JSON: {exc.msg}",
+                        "line": number,
+                    }
                 except ScoringConfigError as exc:
                     error = {"type": "invalid_item", "message": str(exc), "line": number}
                     if exc.param:
@@ -89,7 +93,11 @@ def _score_command(args: argparse.Namespace) -> int:
             for slot, result in zip(slots, engine.score_batch(items), strict=True):
                 if result.error is not None:
                     body: dict[str, Any] = {
-                        "error": {"type": result.error.type, "message": result.error.message, "line": chunk[slot][0]}
+                        "error": {
+                            "type": result.error.type,
+                            "message": result.error.message,
+                            "line": chunk[slot][0],
+                        }
                     }
                 else:
                     body = {"reward": result.reward, "components": result.components, "reason": result.reason}
@@ -147,18 +155,22 @@ def build_parser() -> argparse.ArgumentParser:
             "examples:\n"
             "  mentor-reward score --preset mentor rollouts.jsonl\n"
             "  mentor-reward score --spec my_reward.yaml --toolset calculator - < rollouts.jsonl\n\n"
-            "input line: {\"completion\": str | [messages], \"ground_truth\": str | [str],\n"
-            "             \"teacher_tools\": [names]  or  \"reference\": {\"calls\": [...], \"answer\": ...},\n"
-            "             \"finished\": bool (optional)}\n"
-            "output line: {\"reward\": float|null, \"components\": {name: float|null}, \"reason\": str}\n"
-            "             or {\"error\": {\"type\", \"message\", \"line\"}}"
+            'input line: {"completion": str | [messages], "ground_truth": str | [str],\n'
+            '             "teacher_tools": [names]  or  "reference": {"calls": [...], "answer": ...},\n'
+            '             "finished": bool (optional)}\n'
+            'output line: {"reward": float|null, "components": {name: float|null}, "reason": str}\n'
+            '             or {"error": {"type", "message", "line"}}'
         ),
     )
     score.add_argument("input", help="JSONL file, or - for stdin")
-    score.add_argument("--preset", default="mentor", help="preset name (default: mentor; see `mentor-reward presets`)")
+    score.add_argument(
+        "--preset", default="mentor", help="preset name (default: mentor; see `mentor-reward presets`)"
+    )
     score.add_argument("--spec", help="a reward spec file (JSON or YAML) instead of a preset")
     score.add_argument("--toolset", help="toolset name (default: the spec's own, e.g. calculator)")
-    score.add_argument("--parser", default="auto", help="rollout parser: auto, hermes, openai, llama3, mistral, pythonic")
+    score.add_argument(
+        "--parser", default="auto", help="rollout parser: auto, hermes, openai, llama3, mistral, pythonic"
+    )
     score.set_defaults(func=_score_command)
 
     presets = sub.add_parser("presets", help="list the built-in presets with their formulas")

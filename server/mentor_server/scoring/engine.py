@@ -91,7 +91,9 @@ class ScoringEngine:
 
     def score_item(self, item: ScoringItem) -> ItemScore:
         spec = self.spec
-        parsed = parse_completion(item.completion, parser=self.parser, eos_token=spec.eos_token, finished=item.finished)
+        parsed = parse_completion(
+            item.completion, parser=self.parser, eos_token=spec.eos_token, finished=item.finished
+        )
         answer = self._answer(parsed)
         correct: bool | None
         if not item.ground_truth:
@@ -102,7 +104,9 @@ class ScoringEngine:
             verdict = self.judge.judge(answer, item.ground_truth)
             correct, outcome_reason = verdict.correct, verdict.reason
         named = named_calls(parsed)
-        ctx = ItemContext(item, parsed, self.toolset, answer, correct, outcome_reason, named, self._execution_cache)
+        ctx = ItemContext(
+            item, parsed, self.toolset, answer, correct, outcome_reason, named, self._execution_cache
+        )
 
         results: dict[str, ComponentResult] = {}
         for name, _weight, _scale, options in self._compiled:
@@ -113,7 +117,9 @@ class ScoringEngine:
         gate = self._fired_gate(parsed, answer, item, ctx)
         if gate is not None:
             when, value = gate
-            return ItemScore(value, components, f"gate {when} → {value:g}", None, len(parsed.calls), n_invalid)
+            return ItemScore(
+                value, components, f"gate {when} → {value:g}", None, len(parsed.calls), n_invalid
+            )
 
         reward = spec.bias
         wrong = correct is False
@@ -209,7 +215,9 @@ def _ground_truth_from(value: Any, reference: ReferenceTrace) -> tuple[str, ...]
         out = []
         for i, entry in enumerate(value):
             if isinstance(entry, bool) or not isinstance(entry, (str, int, float)):
-                raise ScoringConfigError("each acceptable answer must be a string or number", param=f"ground_truth[{i}]")
+                raise ScoringConfigError(
+                    "each acceptable answer must be a string or number", param=f"ground_truth[{i}]"
+                )
             out.append(strip_boxed(str(entry)))
         return tuple(out)
     raise ScoringConfigError("'ground_truth' must be a string or a list of strings", param="ground_truth")
@@ -219,29 +227,39 @@ def _reference_from(data: Mapping[str, Any]) -> ReferenceTrace:
     raw = data.get("reference")
     if raw is not None:
         if not isinstance(raw, Mapping):
-            raise ScoringConfigError("'reference' must be an object with 'calls' and 'answer'", param="reference")
+            raise ScoringConfigError(
+                "'reference' must be an object with 'calls' and 'answer'", param="reference"
+            )
         calls_raw = raw.get("calls", [])
         if not isinstance(calls_raw, list):
             raise ScoringConfigError("'reference.calls' must be a list", param="reference.calls")
         calls = []
         for i, call in enumerate(calls_raw):
             if not isinstance(call, Mapping):
-                raise ScoringConfigError("each reference call must be an object", param=f"reference.calls[{i}]")
+                raise ScoringConfigError(
+                    "each reference call must be an object", param=f"reference.calls[{i}]"
+                )
             name = call.get("name")
             if not isinstance(name, str) or not name:
-                raise ScoringConfigError("a reference call needs a non-empty 'name'", param=f"reference.calls[{i}].name")
+                raise ScoringConfigError(
+                    "a reference call needs a non-empty 'name'", param=f"reference.calls[{i}].name"
+                )
             arguments = call.get("arguments", {})
             if arguments is None:
                 arguments = {}
             if not isinstance(arguments, dict):
-                raise ScoringConfigError("'arguments' must be an object", param=f"reference.calls[{i}].arguments")
+                raise ScoringConfigError(
+                    "'arguments' must be an object", param=f"reference.calls[{i}].arguments"
+                )
             calls.append(ReferenceCall(name, arguments, call.get("result")))
         answer = raw.get("answer")
         if answer is not None and not isinstance(answer, (str, int, float)):
             raise ScoringConfigError("'reference.answer' must be a string", param="reference.answer")
         possible = raw.get("possible_answers", False)
         if not isinstance(possible, bool):
-            raise ScoringConfigError("'reference.possible_answers' must be a boolean", param="reference.possible_answers")
+            raise ScoringConfigError(
+                "'reference.possible_answers' must be a boolean", param="reference.possible_answers"
+            )
         return ReferenceTrace(tuple(calls), None if answer is None else str(answer), False, possible)
     names = data.get("teacher_tools")
     if names is None:

@@ -176,13 +176,19 @@ def get_preset(name: str) -> RewardSpec:
     return spec
 
 
-def register_preset(name: str, spec: dict[str, Any], description: str = "", *, replace: bool = False) -> RewardSpec:
+def register_preset(
+    name: str, spec: dict[str, Any], description: str = "", *, replace: bool = False
+) -> RewardSpec:
     """Add a named preset (from a service config file, say). Built-in names cannot be replaced."""
     if name in _BUILTIN:
         raise ScoringConfigError(f"preset {name!r} is built in and cannot be replaced", param="preset")
     if name in _EXTRA and not replace:
         raise ScoringConfigError(f"preset {name!r} is already registered", param="preset")
-    built = _build(name, description or spec.get("description", ""), {k: v for k, v in spec.items() if k not in ("name", "description")})
+    built = _build(
+        name,
+        description or spec.get("description", ""),
+        {k: v for k, v in spec.items() if k not in ("name", "description")},
+    )
     _EXTRA[name] = (built.description, built.to_dict())
     _CACHE.pop(name, None)
     return built

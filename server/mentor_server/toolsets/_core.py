@@ -139,6 +139,15 @@ def _shorten(text: str) -> str:
     return text if len(text) <= _MESSAGE_CHARS else text[: _MESSAGE_CHARS - 3] + "..."
 
 
+def _no_fast_check(arguments: dict[str, Any]) -> bool:
+    return False
+
+
+_NO_FAST_CHECK: FastCheck = _no_fast_check
+# Keyed by id() of the validator; the entry holds the validator itself, so the id cannot be reused.
+_fast_checks: dict[int, tuple[Validator, FastCheck]] = {}
+
+
 @functools.lru_cache(maxsize=4096)
 def _compile(canonical_schema: str) -> Validator:
     schema = json.loads(canonical_schema)
@@ -196,9 +205,97 @@ def _messages(error: jsonschema.ValidationError) -> list[str]:
     return [f"{path}: {_shorten(error.message)}"]
 
 
+# ---------------------------------------------------------------------------- fast path
+# jsonschema costs ~100 µs per call even for a two-number schema; rewards validate every call
+# of every rollout. Flat object schemas (the common tool shape) get a compiled checker that
+# can only say "surely valid": anything it does not prove valid goes to jsonschema, so the
+# messages and every edge case stay jsonschema's.
+_FAST_PROPERTY_KEYS = frozenset({"type", "description", "enum", "minimum", "maximum", "pattern", "title"})
+_FAST_TOP_KEYS = frozenset(
+    {"type", "properties", "required", "additionalProperties", "description", "title", "$schema"}
+)
+_FAST_TYPES = frozenset({"number", "integer", "string", "boolean"})
+
+FastCheck = Callable[[dict[str, Any]], bool]
+
+
+def _fast_value_ok(value: Any, rule: Mapping[str, Any]) -> bool:
+    kind = rule.get("type")
+    if isinstance(value, bool):
+        if kind != "boolean":
+            return False
+    elif kind == "boolean":
+        return False
+    elif kind == "string":
+        if not isinstance(value, str):
+            return False
+        pattern = rule.get("pattern")
+        if pattern is not None and re.search(pattern, value) is None:
+            return False
+    elif kind == "integer":
+        if not isinstance(value, int):
+            return False
+    elif kind == "number":
+        if not isinstance(value, (int, float)) or value != value or value in (float("inf"), float("-inf")):
+            return False
+    elif kind is not None:
+        return False
+    enum = rule.get("enum")
+    if enum is not None and not any(type(value) is type(e) and value == e for e in enum):
+        return False
+    minimum, maximum = rule.get("minimum"), rule.get("maximum")
+    if minimum is not None and not (isinstance(value, (int, float)) and value >= minimum):
+        return False
+    return maximum is None or (isinstance(value, (int, float)) and value <= maximum)
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile_fast(canonical_schema: str) -> FastCheck | None:
+    schema = json.loads(canonical_schema)
+    if not isinstance(schema, dict) or schema.get("type") != "object" or set(schema) - _FAST_TOP_KEYS:
+        return None
+    properties = schema.get("properties", {})
+    required = schema.get("required", [])
+    closed = schema.get("additionalProperties", True) is False
+    if schema.get("additionalProperties", True) not in (True, False) or not isinstance(properties, dict):
+        return None
+    for rule in properties.values():
+        if (
+            not isinstance(rule, dict)
+            or set(rule) - _FAST_PROPERTY_KEYS
+            or rule.get("type") not in _FAST_TYPES
+        ):
+            return None
+
+    def check(arguments: dict[str, Any]) -> bool:
+        for key in required:
+            if key not in arguments:
+                return False
+        for key, value in arguments.items():
+            rule = properties.get(key)
+            if rule is None:
+                if closed:
+                    return False
+                continue
+            if not _fast_value_ok(value, rule):
+                return False
+        return True
+
+    return check
+
+
 def _validate(validator: Validator, arguments: Any) -> list[str]:
     if not isinstance(arguments, dict):
         return [f"arguments: expected an object of named arguments, got {type(arguments).__name__}"]
+    entry = _fast_checks.get(id(validator))
+    if entry is None or entry[0] is not validator:
+        compiled = _compile_fast(
+            json.dumps(validator.schema, sort_keys=True, ensure_ascii=False, default=str)
+        )
+        entry = _fast_checks[id(validator)] = (validator, compiled or _NO_FAST_CHECK)
+    fast = entry[1]
+    if fast is not _NO_FAST_CHECK and fast(arguments):
+        return []
     found: dict[str, None] = {}  # ordered set: one missing key can be reported by several errors
     for error in validator.iter_errors(arguments):
         for message in _messages(error):

@@ -16,7 +16,7 @@ EOS = "<|im_end|>"
 
 
 def call(name: str, **arguments: Any) -> str:
-    return f'<tool_call>\n{json.dumps({"name": name, "arguments": arguments})}\n</tool_call>'
+    return f"<tool_call>\n{json.dumps({'name': name, 'arguments': arguments})}\n</tool_call>"
 
 
 def response(value: Any) -> str:
@@ -38,15 +38,25 @@ TRACE = {
     "answer": "20",
 }
 GOOD = rollout(call("add", a=2, b=3), response(5), call("multiply", a=5, b=4), response(20), answer="20")
-SWAPPED_ARGS = rollout(call("add", a=3, b=2), response(5), call("multiply", a=4, b=5), response(20), answer="20")
-HALLUCINATED = rollout(call("plus", a=2, b=3), response("error"), call("multiply", a=5, b=4), response(20), answer="20")
-WRONG_ARGS = rollout(call("add", a=2, b=9), response(11), call("multiply", a=11, b=4), response(44), answer="44")
+SWAPPED_ARGS = rollout(
+    call("add", a=3, b=2), response(5), call("multiply", a=4, b=5), response(20), answer="20"
+)
+HALLUCINATED = rollout(
+    call("plus", a=2, b=3), response("error"), call("multiply", a=5, b=4), response(20), answer="20"
+)
+WRONG_ARGS = rollout(
+    call("add", a=2, b=9), response(11), call("multiply", a=11, b=4), response(44), answer="44"
+)
 NO_CALLS = rollout(answer="20")
 BAD_JSON = rollout('<tool_call>{"name": "add", "arguments": {"a": 2,</tool_call>', answer="20")
-SCHEMA_BAD = rollout(call("add", a="two", b=3), response("error"), call("multiply", a=5, b=4), response(20), answer="20")
+SCHEMA_BAD = rollout(
+    call("add", a="two", b=3), response("error"), call("multiply", a=5, b=4), response(20), answer="20"
+)
 REDUNDANT = rollout(*(call("add", a=2, b=3) for _ in range(4)), call("multiply", a=5, b=4), answer="20")
 # Results equal the teacher's although the arguments differ (a different but valid route).
-OTHER_ROUTE = rollout(call("add", a=1, b=4), response(5), call("multiply", a=10, b=2), response(20), answer="20")
+OTHER_ROUTE = rollout(
+    call("add", a=1, b=4), response(5), call("multiply", a=10, b=2), response(20), answer="20"
+)
 
 COMPONENT_CASES = [
     # (id, completion, component, expected score or None, comparison)
@@ -80,8 +90,16 @@ ALL_COMPONENTS_SPEC = {
     "components": {
         name: {"weight": 0.0}
         for name in (
-            "format", "outcome", "tool_names", "arguments", "tool_results",
-            "no_hallucination", "schema_valid", "efficiency", "strict_sequence", "toolrl_correctness",
+            "format",
+            "outcome",
+            "tool_names",
+            "arguments",
+            "tool_results",
+            "no_hallucination",
+            "schema_valid",
+            "efficiency",
+            "strict_sequence",
+            "toolrl_correctness",
         )
     },
 }
@@ -118,7 +136,10 @@ def test_flexible_prefers_the_teachers_behaviour_and_damps_tool_terms_when_wrong
     rewards = {
         name: engine.score_batch([item_from_dict({"completion": text, "reference": TRACE})])[0].reward
         for name, text in {
-            "good": GOOD, "other_route": OTHER_ROUTE, "no_calls": NO_CALLS, "wrong": WRONG_ARGS,
+            "good": GOOD,
+            "other_route": OTHER_ROUTE,
+            "no_calls": NO_CALLS,
+            "wrong": WRONG_ARGS,
             "hallucinated": HALLUCINATED,
         }.items()
     }
@@ -137,7 +158,10 @@ def test_flexible_redistributes_weight_for_names_only_references() -> None:
 def test_toolrl_extremes() -> None:
     engine = ScoringEngine(resolve_spec("toolrl"))
     exact, malformed = engine.score_batch(
-        [item_from_dict({"completion": GOOD, "reference": TRACE}), item_from_dict({"completion": BAD_JSON, "reference": TRACE})]
+        [
+            item_from_dict({"completion": GOOD, "reference": TRACE}),
+            item_from_dict({"completion": BAD_JSON, "reference": TRACE}),
+        ]
     )
     assert exact.reward == pytest.approx(4.0)  # format 1 + correctness 3
     assert malformed.reward == pytest.approx(-3.0)  # format 0 + correctness -3
@@ -149,10 +173,16 @@ def test_toolrl_extremes() -> None:
         pytest.param({"completion": 5}, "completion", id="completion-number"),
         pytest.param({"completion": ["text"]}, "completion[0]", id="message-not-object"),
         pytest.param({"completion": "x", "teacher_tools": "add"}, "teacher_tools", id="teacher-tools-string"),
-        pytest.param({"completion": "x", "reference": {"calls": [{"arguments": {}}]}}, "reference.calls[0].name",
-                     id="reference-call-without-name"),
-        pytest.param({"completion": "x", "reference": {"calls": [{"name": "add", "arguments": [1]}]}},
-                     "reference.calls[0].arguments", id="reference-arguments-list"),
+        pytest.param(
+            {"completion": "x", "reference": {"calls": [{"arguments": {}}]}},
+            "reference.calls[0].name",
+            id="reference-call-without-name",
+        ),
+        pytest.param(
+            {"completion": "x", "reference": {"calls": [{"name": "add", "arguments": [1]}]}},
+            "reference.calls[0].arguments",
+            id="reference-arguments-list",
+        ),
         pytest.param({"completion": "x", "ground_truth": {"a": 1}}, "ground_truth", id="ground-truth-object"),
         pytest.param({"completion": "x", "finished": "yes"}, "finished", id="finished-string"),
     ],
@@ -210,10 +240,15 @@ def rollouts(draw: st.DrawFn) -> dict[str, Any]:
             parts.append(response(draw(numbers)))
         else:
             parts.append(draw(st.text(max_size=30)))
-    answer = draw(st.one_of(st.none(), st.sampled_from(["20", "0.5", "\\frac{1}{2}", "x+1", ""]), st.text(max_size=8)))
+    answer = draw(
+        st.one_of(st.none(), st.sampled_from(["20", "0.5", "\\frac{1}{2}", "x+1", ""]), st.text(max_size=8))
+    )
     completion = rollout(*parts, answer=answer, eos=draw(st.booleans()))
     reference = draw(st.sampled_from([TRACE, None]))
-    item: dict[str, Any] = {"completion": completion, "ground_truth": draw(st.sampled_from(["20", "0.5", ["5", "five"]]))}
+    item: dict[str, Any] = {
+        "completion": completion,
+        "ground_truth": draw(st.sampled_from(["20", "0.5", ["5", "five"]])),
+    }
     if reference is None:
         item["teacher_tools"] = draw(st.lists(st.sampled_from(TOOL_NAMES), max_size=3))
     else:
@@ -226,7 +261,11 @@ ENGINES = {name: ScoringEngine(p.spec) for name, p in PRESETS.items()}
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(batch=st.lists(rollouts(), min_size=1, max_size=6), preset=st.sampled_from(sorted(PRESETS)), seed=st.randoms())
+@given(
+    batch=st.lists(rollouts(), min_size=1, max_size=6),
+    preset=st.sampled_from(sorted(PRESETS)),
+    seed=st.randoms(),
+)
 def test_rewards_bounded_deterministic_and_independent_of_batch_order(
     batch: list[dict[str, Any]], preset: str, seed: Any
 ) -> None:

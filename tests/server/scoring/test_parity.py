@@ -46,7 +46,9 @@ def test_finished_flag_overrides_the_eos_token() -> None:
 def test_eos_token_is_configurable() -> None:
     case = next(c for c in CASES if c["expected"]["sparse"] == 1.0)
     text = case["completion"].removesuffix("<|im_end|>") + "</s>"
-    default = ScoringEngine(resolve_spec("sparse")).score_batch([item_from_dict({**case, "completion": text})])[0]
+    default = ScoringEngine(resolve_spec("sparse")).score_batch(
+        [item_from_dict({**case, "completion": text})]
+    )[0]
     custom_spec = resolve_spec("sparse", overrides={"eos_token": "</s>"})
     custom = ScoringEngine(custom_spec).score_batch([item_from_dict({**case, "completion": text})])[0]
     assert default.reward == 0.0

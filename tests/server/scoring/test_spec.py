@@ -39,14 +39,28 @@ def test_builtin_presets_and_ranges() -> None:
 @pytest.mark.parametrize(
     ("spec", "param"),
     [
-        pytest.param({"components": {"outcome": {"weight": "heavy"}}}, "components.outcome.weight", id="weight-not-number"),
+        pytest.param(
+            {"components": {"outcome": {"weight": "heavy"}}},
+            "components.outcome.weight",
+            id="weight-not-number",
+        ),
         pytest.param({"components": {"colour": {"weight": 1}}}, "components", id="unknown-component"),
         pytest.param({"components": {}}, "components", id="no-components"),
-        pytest.param({"components": {"outcome": {"weight": 1, "wrong_answer_scale": 2}}},
-                     "components.outcome.wrong_answer_scale", id="scale-above-one"),
-        pytest.param({"components": {"outcome": {"weight": 1}}, "gates": [{"when": "sometimes", "reward": 0}]},
-                     "gates.0.when", id="unknown-gate"),
-        pytest.param({"components": {"outcome": {"weight": 1}}, "surprise": True}, "surprise", id="unknown-top-level-field"),
+        pytest.param(
+            {"components": {"outcome": {"weight": 1, "wrong_answer_scale": 2}}},
+            "components.outcome.wrong_answer_scale",
+            id="scale-above-one",
+        ),
+        pytest.param(
+            {"components": {"outcome": {"weight": 1}}, "gates": [{"when": "sometimes", "reward": 0}]},
+            "gates.0.when",
+            id="unknown-gate",
+        ),
+        pytest.param(
+            {"components": {"outcome": {"weight": 1}}, "surprise": True},
+            "surprise",
+            id="unknown-top-level-field",
+        ),
         pytest.param({"components": {"outcome": {"weight": 1}}, "clip": [1, 0]}, "", id="clip-reversed"),
     ],
 )
@@ -61,14 +75,26 @@ def test_invalid_specs_name_the_field(spec: dict, param: str) -> None:
 @pytest.mark.parametrize(
     ("components", "param"),
     [
-        pytest.param({"tool_names": {"weight": 1, "options": {"mode": "vibes"}}},
-                     "components.tool_names.options.mode", id="tool-names-mode"),
-        pytest.param({"tool_names": {"weight": 1, "options": {"typo": 1}}},
-                     "components.tool_names.options.typo", id="unknown-option"),
-        pytest.param({"efficiency": {"weight": 1, "options": {"slack": -1}}},
-                     "components.efficiency.options.slack", id="negative-slack"),
-        pytest.param({"no_hallucination": {"weight": 1, "options": {"mode": "maybe"}}},
-                     "components.no_hallucination.options.mode", id="hallucination-mode"),
+        pytest.param(
+            {"tool_names": {"weight": 1, "options": {"mode": "vibes"}}},
+            "components.tool_names.options.mode",
+            id="tool-names-mode",
+        ),
+        pytest.param(
+            {"tool_names": {"weight": 1, "options": {"typo": 1}}},
+            "components.tool_names.options.typo",
+            id="unknown-option",
+        ),
+        pytest.param(
+            {"efficiency": {"weight": 1, "options": {"slack": -1}}},
+            "components.efficiency.options.slack",
+            id="negative-slack",
+        ),
+        pytest.param(
+            {"no_hallucination": {"weight": 1, "options": {"mode": "maybe"}}},
+            "components.no_hallucination.options.mode",
+            id="hallucination-mode",
+        ),
     ],
 )
 def test_invalid_component_options_fail_when_the_engine_compiles(components: dict, param: str) -> None:
@@ -79,8 +105,12 @@ def test_invalid_component_options_fail_when_the_engine_compiles(components: dic
 
 
 def test_hash_is_stable_and_ignores_key_order_and_names() -> None:
-    a = RewardSpec.from_dict({"components": {"outcome": {"weight": 1}, "format": {"weight": 0.5}}, "name": "a"})
-    b = RewardSpec.from_dict({"name": "b", "components": {"format": {"weight": 0.5}, "outcome": {"weight": 1.0}}})
+    a = RewardSpec.from_dict(
+        {"components": {"outcome": {"weight": 1}, "format": {"weight": 0.5}}, "name": "a"}
+    )
+    b = RewardSpec.from_dict(
+        {"name": "b", "components": {"format": {"weight": 0.5}, "outcome": {"weight": 1.0}}}
+    )
     c = RewardSpec.from_dict({"components": {"outcome": {"weight": 1}, "format": {"weight": 0.4}}})
     assert a.hash == b.hash
     assert a.hash != c.hash
@@ -117,6 +147,14 @@ def test_register_preset_cannot_replace_builtins() -> None:
 def test_component_names_are_the_public_set() -> None:
     # Metric names in users' logs depend on these: changing them needs a note on the issue.
     assert COMPONENT_NAMES == (
-        "format", "outcome", "tool_names", "arguments", "tool_results", "no_hallucination",
-        "schema_valid", "efficiency", "strict_sequence", "toolrl_correctness",
+        "format",
+        "outcome",
+        "tool_names",
+        "arguments",
+        "tool_results",
+        "no_hallucination",
+        "schema_valid",
+        "efficiency",
+        "strict_sequence",
+        "toolrl_correctness",
     )

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from mentor_server.scoring.types import ScoringConfigError
 from mentor_server.toolsets import (
     ALL_BUILTIN,
@@ -1107,3 +1108,37 @@ def test_toolsets_imported_before_the_engine() -> None:
         "    print(e.param)\n"
     )
     assert _python(code).strip() == "toolset"
+
+
+# ---------------------------------------------------------------------------- fast validation path
+_FAST_SCHEMA_CASES = [
+    {"a": 1, "b": 2.5},
+    {"a": 1},
+    {"a": True, "b": 1},
+    {"a": "1", "b": 2},
+    {"a": 1, "b": 2, "c": 3},
+    {"a": float("nan"), "b": 1},
+    {"a": 1.0, "b": 2},
+    {"value": 3, "from_unit": "meter", "to_unit": "mile"},
+    {"value": 3, "from_unit": "metre", "to_unit": "mile"},
+    {"value": True, "from_unit": "meter", "to_unit": "mile"},
+    {"date": "2024-01-31", "days": 3},
+    {"date": "31/01/2024", "days": 3},
+    {"date": "2024-01-31", "days": 3.0},
+    {"date": "2024-01-31", "days": 10**9},
+]
+
+
+@pytest.mark.parametrize("arguments", _FAST_SCHEMA_CASES, ids=lambda a: json.dumps(a, default=str)[:60])
+@pytest.mark.parametrize(
+    ("toolset_name", "tool"), [("calculator", "add"), ("units", "convert_length"), ("dates", "add_days")]
+)
+def test_fast_validation_agrees_with_jsonschema(toolset_name: str, tool: str, arguments: dict) -> None:
+    import jsonschema as js
+
+    from mentor_server.toolsets import get_toolset
+
+    toolset = get_toolset(toolset_name)
+    schema = toolset.tools[tool].parameters
+    expected_valid = js.Draft202012Validator(schema).is_valid(arguments)
+    assert (toolset.validate_arguments(tool, arguments) == []) == expected_valid
