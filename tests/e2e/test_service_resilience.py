@@ -100,8 +100,7 @@ def test_sigterm_flushes_every_accepted_record(
         assert service.proc is not None
         service.proc.send_signal(signal.SIGTERM)
         thread.join(60)
-        # uvicorn re-raises SIGTERM after its graceful shutdown, so the status is "killed by SIGTERM".
-        assert service.proc.wait(60) in (0, -signal.SIGTERM)
+        assert service.proc.wait(60) == 0  # a graceful shutdown, finished
     assert len(in_flight["response"].results) == 3000
     step1 = query_records(records, run_id="sigterm", step=1, limit=10_000)
     assert [r["reward"] for r in step1] == [r.reward for r in answered.results]

@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mentor_client.protocol import ErrorResponse
 
 from ..scoring.types import ScoringConfigError
+from .pool import PoolUnavailable
 
 log = logging.getLogger("mentor_server.api")
 
@@ -102,6 +103,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: _describe("Body or batch over the service's limit; the message states the limit."),
     422: _describe("Body is not UTF-8 JSON, violates the schema, or nests too deeply."),
     500: _describe("Unexpected server error."),
+    503: _describe("The scoring processes are not running (starting, or failed to start)."),
 }
 """Declared on every route so the OpenAPI schema shows the one error body."""
 
@@ -172,6 +174,10 @@ async def _config_error(request: Request, exc: Exception) -> Response:
     return error_response(400, "invalid_config", str(exc), exc.param)
 
 
+async def _pool_unavailable(request: Request, exc: Exception) -> Response:
+    return error_response(503, "not_ready", str(exc))
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, "internal_error", f"unexpected server error ({type(exc).__name__})")
@@ -182,6 +188,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ScoringConfigError, _config_error)
+    app.add_exception_handler(PoolUnavailable, _pool_unavailable)
     app.add_exception_handler(Exception, _unexpected)
 
 

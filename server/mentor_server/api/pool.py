@@ -50,6 +50,14 @@ class WorkerCrashed(Exception):
     """The process running a job died."""
 
 
+class PoolUnavailable(Exception):
+    """The scoring processes cannot be started (the message says why)."""
+
+
+_RESTART_AFTER_S = 10.0
+"""A pool whose processes failed to start is tried again at most this often, not per request."""
+
+
 def _mp_context() -> multiprocessing.context.BaseContext:
     # forkserver: a clean single-threaded server process imports the engine once, and every
     # worker (a replacement after a timeout included) is forked from it in milliseconds. Never
@@ -75,6 +83,8 @@ class _Generation:
         self._abandoned: set[Future[Any]] = set()
         self.retired = False
         self.ready: asyncio.Future[None] | None = None
+        self.failed: str | None = None
+        self.created_at = time.monotonic()
 
     def submit(self, fn: Callable[[Any], Any], arg: Any) -> Future[Any]:
         future = self.executor.submit(fn, arg)
@@ -129,6 +139,9 @@ class _Generation:
             if process.is_alive():
                 process.kill()
                 process.join(1.0)
+        # Every process is gone: this only joins the executor's manager thread, so its queues
+        # and semaphores are released before the interpreter exits.
+        self.executor.shutdown(wait=True)
 
 
 class ScoringPool:
@@ -182,8 +195,9 @@ class ScoringPool:
                 pids = await asyncio.gather(
                     *(asyncio.wrap_future(gen.submit(worker.warm_up, 20)) for _ in range(self.workers))
                 )
-            except (BrokenProcessPool, RuntimeError) as exc:
-                log.warning("scoring workers failed to start: %s", exc)
+            except (BrokenProcessPool, RuntimeError, OSError) as exc:
+                gen.failed = f"the scoring processes failed to start ({type(exc).__name__}: {exc})"
+                log.error("%s", gen.failed)
                 return
             seen.update(pids)
             if len(seen) >= self.workers:
@@ -217,22 +231,40 @@ class ScoringPool:
         assert self._gen is not None
         return self._gen
 
+    async def _usable(self, replacing: _Generation | None = None) -> _Generation:
+        """The current pool once its processes run (after replacing `replacing`, a broken one).
+
+        A pool whose processes could not start is not replaced on every request, which would
+        fork without end: requests get `PoolUnavailable` (a 503) until the next attempt.
+        """
+        if self._gen is None:
+            raise PoolUnavailable("the scoring pool is not started")
+        if replacing is not None:
+            self._replace(replacing)
+        gen = self._gen
+        assert gen is not None
+        if gen.failed is not None and time.monotonic() - gen.created_at > _RESTART_AFTER_S:
+            gen = self._replace(gen)
+        if gen.ready is not None and not gen.ready.done():
+            await asyncio.shield(gen.ready)
+        if gen.failed is not None:
+            raise PoolUnavailable(gen.failed)
+        return gen
+
     # ------------------------------------------------------------------ running one job
     async def _run(self, fn: Callable[[Job], Any], job: Job, deadline_s: float) -> Any:
-        if self._gen is None or self._slots is None:
-            raise RuntimeError("the scoring pool is not started")
+        if self._slots is None:
+            raise PoolUnavailable("the scoring pool is not started")
         async with self._slots:
-            gen = self._gen
-            if gen.ready is not None and not gen.ready.done():
-                await asyncio.shield(gen.ready)
-                gen = self._gen
+            gen = await self._usable()
             try:
                 future = gen.submit(fn, job)
             except (BrokenProcessPool, RuntimeError):
-                gen = self._replace(gen)
-                if gen.ready is not None:
-                    await asyncio.shield(gen.ready)
-                future = gen.submit(fn, job)
+                gen = await self._usable(replacing=gen)
+                try:
+                    future = gen.submit(fn, job)
+                except (BrokenProcessPool, RuntimeError) as exc:
+                    raise PoolUnavailable(f"the scoring processes are not usable ({exc})") from exc
             try:
                 return await asyncio.wait_for(asyncio.wrap_future(future), deadline_s)
             except TimeoutError:
@@ -310,5 +342,11 @@ class ScoringPool:
         return None
 
     @property
+    def failure(self) -> str | None:
+        """Why the current processes could not start, if they could not."""
+        return self._gen.failed if self._gen is not None else None
+
+    @property
     def ready(self) -> bool:
-        return self._gen is not None and self._gen.ready is not None and self._gen.ready.done()
+        gen = self._gen
+        return gen is not None and gen.ready is not None and gen.ready.done() and gen.failed is None

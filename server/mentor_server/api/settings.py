@@ -55,6 +55,9 @@ class ServiceSettings(BaseSettings):
     # item by item; typical items take about a millisecond, so this is a generous backstop.
     chunk_item_budget_s: float = Field(default=0.25, gt=0)
     tool_timeout_s: float = Field(default=2.0, gt=0)
+    # Scoring processes run this much nicer than the API process, so that on a saturated machine
+    # the event loop (and /healthz) is scheduled first; 0 gives them equal weight.
+    worker_nice: int = Field(default=5, ge=0, le=19)
     openrlhf_preset: str = "mentor"
     config_file: Path | None = None
     presets: dict[str, dict[str, Any]] = Field(default_factory=dict)

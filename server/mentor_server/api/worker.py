@@ -19,6 +19,7 @@ Nothing here may raise for an item: anything unexpected becomes that item's erro
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import math
@@ -49,6 +50,7 @@ def init_worker(toolset_files: list[str], nice: int = 5) -> None:
     for path in toolset_files:
         for toolset in load_toolsets_file(path):
             register_toolset(toolset, replace=True)
+    gc.freeze()  # the engine's modules stay for the process's life: no full collections over them
 
 
 def warm_up(delay_ms: int = 0) -> int:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from _service_helpers import assert_error, wire_item
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+
+from mentor_server.api.pool import ScoringPool
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -24,6 +27,20 @@ def test_health_and_readiness(client: TestClient) -> None:
 
 def test_readiness_is_a_503_with_the_error_body_before_the_workers_run(make_client: Any) -> None:
     assert_error(make_client(lifespan=False).get("/readyz"), 503, "not_ready")
+
+
+def test_workers_that_cannot_start_give_503s_not_a_fork_storm(make_client: Any, tmp_path: Any) -> None:
+    missing = str(tmp_path / "gone.yaml")  # the worker initializer cannot load it
+    pool = ScoringPool(1, toolset_files=[missing])
+    service = make_client(pool=pool)
+    deadline = time.monotonic() + 20
+    while pool.failure is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    error = assert_error(service.get("/readyz"), 503, "not_ready")
+    assert "failed to start" in error["message"]
+    for _ in range(3):
+        assert_error(service.post("/v1/score", json={"items": [{"completion": "x"}]}), 503, "not_ready")
+    assert pool.replacements == 0
 
 
 def test_metrics_count_requests_items_and_component_means(

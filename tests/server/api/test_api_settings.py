@@ -106,3 +106,17 @@ def test_file_errors_name_the_setting(tmp_path: Path, yaml_text: str, needle: st
     with pytest.raises((ValidationError, ValueError)) as info:
         ServiceSettings(config_file=config)
     assert needle in str(info.value)
+
+
+def test_the_uvicorn_factory_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi.testclient import TestClient
+
+    from mentor_server.api import create_app_from_env
+
+    monkeypatch.setenv("MENTOR_API_KEYS", "env-key")
+    monkeypatch.setenv("MENTOR_MAX_ITEMS", "3")
+    app = create_app_from_env()
+    assert app.state.service.settings.max_items == 3
+    client = TestClient(app)
+    assert client.get("/v1/presets").status_code == 401
+    assert client.get("/v1/presets", headers={"Authorization": "Bearer env-key"}).status_code == 200

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -21,7 +23,10 @@ from ..state import StateDep
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", response_model=HealthResponse, summary="Liveness")
+_QUERY_ERROR: dict[int | str, dict[str, Any]] = {422: ERROR_RESPONSES[422]}
+
+
+@router.get("/healthz", response_model=HealthResponse, summary="Liveness", responses=_QUERY_ERROR)
 async def healthz() -> HealthResponse:
     return HealthResponse(status="ok", version=__version__)
 
@@ -30,11 +35,12 @@ async def healthz() -> HealthResponse:
     "/readyz",
     response_model=HealthResponse,
     summary="Readiness",
-    responses={503: {**ERROR_RESPONSES[500], "description": "The scoring workers are not ready yet."}},
+    responses={**_QUERY_ERROR, 503: ERROR_RESPONSES[503]},
 )
 async def readyz(state: StateDep) -> HealthResponse:
     if state.pool is None or not state.pool.ready:
-        raise ApiError(503, "the scoring workers are starting", type="not_ready")
+        failure = state.pool.failure if state.pool is not None else None
+        raise ApiError(503, failure or "the scoring workers are starting", type="not_ready")
     return HealthResponse(status="ready", version=__version__)
 
 

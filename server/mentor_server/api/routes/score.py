@@ -50,7 +50,13 @@ def check_request_shape(request: ScoreRequest, max_items: int, max_depth: int) -
             check_depth(value, max_depth, name)
     items: list[dict[str, Any]] = _ITEMS.dump_python(request.items, exclude_none=True)
     for index, item in enumerate(items):
-        check_depth(item, max_depth, f"items.{index}")
+        # Only these two can nest: the other fields are strings or lists of strings by schema.
+        reference = item.get("reference")
+        if reference is not None:
+            check_depth(reference, max_depth - 1, f"items.{index}")
+        completion = item["completion"]
+        if not isinstance(completion, str):
+            check_depth(completion, max_depth - 1, f"items.{index}")
     return items
 
 
