@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,8 +32,13 @@ IN_DOMAIN_SPLITS = ("train", "test")
 CALCULATOR = "calculator"
 
 
-class GenerationError(RuntimeError):
-    """The teacher's call failed: a bug in a family (the generator retries with fresh numbers)."""
+class GenerationError(ValueError):
+    """A teacher call failed (the generator retries with fresh numbers), or a split asked for more
+    distinct problems than its families can write."""
+
+
+MAX_MISSES = 200
+"""Consecutive failed or repeated draws after which a family counts as exhausted for a split."""
 
 
 # ---------------------------------------------------------------------------- the teacher
@@ -178,14 +184,14 @@ def _round_number(rng: random.Random, t: Teacher) -> str:
 
 @family("in_domain", CALCULATOR, "power")
 def _power(rng: random.Random, t: Teacher) -> str:
-    a, b = rng.randint(2, 12), rng.randint(2, 3)
+    a, b = rng.randint(2, 30), rng.randint(2, 4)
     t.call("power", a, b)
     return _pick(rng, f"What is {a} to the power of {b}?", f"Raise {a} to the power {b}.")
 
 
 @family("in_domain", CALCULATOR, "sqrt")
 def _sqrt(rng: random.Random, t: Teacher) -> str:
-    a = rng.randint(2, 40) ** 2
+    a = rng.randint(2, 300) ** 2
     t.call("sqrt", a)
     return _pick(rng, f"What is the square root of {a}?", f"Find the square root of {a}.")
 
@@ -346,7 +352,13 @@ def _power_subtract(rng: random.Random, t: Teacher) -> str:
 
 
 # ---------------------------------------------------------------------------- out of domain: units
-_PLURAL = {"foot": "feet", "inch": "inches", "celsius": "Celsius", "fahrenheit": "Fahrenheit", "kelvin": "kelvin"}
+_PLURAL = {
+    "foot": "feet",
+    "inch": "inches",
+    "celsius": "Celsius",
+    "fahrenheit": "Fahrenheit",
+    "kelvin": "kelvin",
+}
 _UNIT_CHOICES = {
     "convert_length": ("millimeter", "centimeter", "meter", "kilometer", "inch", "foot", "yard", "mile"),
     "convert_mass": ("gram", "kilogram", "ounce", "pound", "tonne"),
@@ -401,8 +413,20 @@ def _length_two_steps(rng: random.Random, t: Teacher) -> str:
 
 
 # ---------------------------------------------------------------------------- out of domain: dates
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-           "November", "December")
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 
 
 def _iso(rng: random.Random) -> str:
@@ -478,13 +502,14 @@ def _row(split: str, index: int, fam: Family, question: str, teacher: Teacher, s
     prompt = [{"role": "system", "content": system}, {"role": "user", "content": question}]
     messages = list(prompt)
     for call, content in zip(teacher.calls, teacher.contents, strict=True):
-        messages.append(
-            {
-                "role": "assistant",
-                "content": "",
-                "tool_calls": [{"type": "function", "function": {"name": call["name"], "arguments": call["arguments"]}}],
-            }
-        )
+        call_message: dict[str, Any] = {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {"type": "function", "function": {"name": call["name"], "arguments": call["arguments"]}}
+            ],
+        }
+        messages.append(call_message)
         messages.append({"role": "tool", "name": call["name"], "content": content})
     messages.append({"role": "assistant", "content": f"The answer is {boxed(answer)}."})
     return {
@@ -505,8 +530,10 @@ def _system_prompts(toolset_names: Iterable[str]) -> dict[str, str]:
 
     from .tools import prompt_schemas
 
-    return {name: tool_system_prompt(prompt_schemas(get_toolset(name).schemas()), SYSTEM_INSTRUCTION) for name in
-            set(toolset_names)}
+    return {
+        name: tool_system_prompt(prompt_schemas(get_toolset(name).schemas()), SYSTEM_INSTRUCTION)
+        for name in set(toolset_names)
+    }
 
 
 def generate_split(
@@ -520,19 +547,32 @@ def generate_split(
     rng = random.Random(f"{seed}:{split}")
     rows: list[dict[str, Any]] = []
     seen = set(exclude or ())
-    attempts = 0
+    # Families take turns; one whose problem space is used up (say, square roots of small
+    # squares) drops out after MAX_MISSES draws in a row that fail or repeat, and the others
+    # fill the split.
+    active = list(range(len(families)))
+    misses = [0] * len(families)
+    turn = 0
     while len(rows) < n:
-        attempts += 1
-        if attempts > 50 * n + 100:
-            raise GenerationError(f"split {split}: could not draw {n} distinct problems")
-        fam = families[len(rows) % len(families)]
+        if not active:
+            raise GenerationError(
+                f"split {split}: its families can write only {len(rows)} distinct problems, not {n}; "
+                "ask for fewer rows"
+            )
+        index = active[turn % len(active)]
+        fam = families[index]
         teacher = Teacher(get_toolset(fam.toolset))
         try:
             question = fam.build(rng, teacher)
         except GenerationError:
+            question = None
+        if question is None or question in seen:
+            misses[index] += 1
+            if misses[index] >= MAX_MISSES:
+                active.remove(index)
             continue
-        if question in seen:
-            continue
+        misses[index] = 0
+        turn += 1
         seen.add(question)
         rows.append(_row(split, len(rows), fam, question, teacher, systems[fam.toolset]))
         if progress is not None:
@@ -540,13 +580,16 @@ def generate_split(
     return rows
 
 
-def generate_benchmark(seed: int = 0, sizes: BenchmarkSizes | None = None, progress: bool = False) -> dict[
-    str, list[dict[str, Any]]
-]:
+def generate_benchmark(
+    seed: int = 0, sizes: BenchmarkSizes | None = None, progress: bool = False
+) -> dict[str, list[dict[str, Any]]]:
     """Every split, in memory. Test questions never repeat a training question."""
     sizes = sizes or BenchmarkSizes()
     groups = split_groups()
-    counts = {name: sizes.train if name == "train" else sizes.test if name == "test" else sizes.ood for name in groups}
+    counts = {
+        name: sizes.train if name == "train" else sizes.test if name == "test" else sizes.ood
+        for name in groups
+    }
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -555,8 +598,14 @@ def generate_benchmark(seed: int = 0, sizes: BenchmarkSizes | None = None, progr
     out: dict[str, list[dict[str, Any]]] = {}
     train_questions: set[str] = set()
     for name, group in groups.items():
-        rows = generate_split(name, group, counts[name], seed, exclude=train_questions if name != "train" else None,
-                              progress=bar)
+        rows = generate_split(
+            name,
+            group,
+            counts[name],
+            seed,
+            exclude=train_questions if name != "train" else None,
+            progress=bar,
+        )
         if name == "train":
             train_questions = {r["prompt"][-1]["content"] for r in rows}
         out[name] = rows
@@ -566,7 +615,20 @@ def generate_benchmark(seed: int = 0, sizes: BenchmarkSizes | None = None, progr
 
 
 # ---------------------------------------------------------------------------- files
-def _features() -> Any:
+JSON_TEXT_COLUMNS = ("reference", "messages")
+"""Columns stored as JSON text in parquet and `datasets` (see `to_dataset`)."""
+
+
+def dataset_features() -> Any:
+    """The `datasets` schema of a benchmark split.
+
+    `prompt` (strings only) uses the `Json` type, so TRL reads it as a message list. `reference`
+    and `messages` hold tool arguments and results, i.e. floats, and `datasets`' `Json` type is
+    lossy for floats (it encodes with pandas' ujson at 10 decimals and decodes imprecisely:
+    0.0038608 comes back as 0.0038607999999999997), so they are exact JSON text instead;
+    `json.loads` them, or read the JSONL files. The client's TRL reward accepts a JSON-text
+    `reference` as it is.
+    """
     from datasets import Features, Json, List, Value
 
     return Features(
@@ -577,16 +639,36 @@ def _features() -> Any:
             "family": Value("string"),
             "prompt": List(Json()),
             "ground_truth": Value("string"),
-            "reference": Json(),
+            "reference": Value("string"),
             "teacher_tools": List(Value("string")),
-            "messages": List(Json()),
+            "messages": Value("string"),
         }
     )
 
 
-def write_benchmark(out: str | Path, splits: dict[str, list[dict[str, Any]]], seed: int, parquet: bool = True) -> dict[
-    str, Any
-]:
+def to_dataset(rows: list[dict[str, Any]], features: Any) -> Any:
+    """A `datasets.Dataset` of `rows` with `features`; JSON is encoded here, with exact floats.
+
+    Values bound for a `Json` feature, or for a string feature while not yet strings (the
+    `JSON_TEXT_COLUMNS`), are encoded with the standard library: `datasets` keeps a value that is
+    already JSON text as it is, instead of re-encoding it at 10 decimal places.
+    """
+    from datasets import Dataset, Json, List, Value
+
+    def encode(value: Any, feature: Any) -> Any:
+        if isinstance(feature, Json) or (isinstance(feature, Value) and not isinstance(value, str)):
+            return json.dumps(value, ensure_ascii=False)
+        if isinstance(feature, List) and isinstance(feature.feature, Json) and isinstance(value, list):
+            return [json.dumps(v, ensure_ascii=False) for v in value]
+        return value
+
+    encoded = [{k: encode(r[k], f) for k, f in features.items()} for r in rows]
+    return Dataset.from_list(encoded, features=features)
+
+
+def write_benchmark(
+    out: str | Path, splits: dict[str, list[dict[str, Any]]], seed: int, parquet: bool = True
+) -> dict[str, Any]:
     """Write `<split>.jsonl` (and `.parquet`) plus `manifest.json` with counts and content hashes."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -595,13 +677,11 @@ def write_benchmark(out: str | Path, splits: dict[str, list[dict[str, Any]]], se
         text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows)
         (out / f"{name}.jsonl").write_text(text, encoding="utf-8")
         if parquet:
-            from datasets import Dataset
-
-            Dataset.from_list(rows, features=_features()).to_parquet(str(out / f"{name}.parquet"))
+            to_dataset(rows, dataset_features()).to_parquet(str(out / f"{name}.parquet"))
         manifest["splits"][name] = {
             "rows": len(rows),
             "sha256": hashlib.sha256(text.encode()).hexdigest(),
-            "families": sorted({r["family"] for r in rows}),
+            "families": dict(sorted(Counter(r["family"] for r in rows).items())),
             "toolsets": sorted({r["toolset"] for r in rows}),
         }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
@@ -613,7 +693,9 @@ def load_rows(data_dir: str | Path, split: str, limit: int | None = None) -> lis
     path = Path(data_dir) / f"{split}.jsonl"
     if not path.exists():
         available = sorted(p.stem for p in Path(data_dir).glob("*.jsonl"))
-        raise FileNotFoundError(f"no split {split!r} in {data_dir} (available: {', '.join(available) or 'none'})")
+        raise FileNotFoundError(
+            f"no split {split!r} in {data_dir} (available: {', '.join(available) or 'none'})"
+        )
     rows = []
     with path.open(encoding="utf-8") as fh:
         for line in fh:
@@ -625,16 +707,16 @@ def load_rows(data_dir: str | Path, split: str, limit: int | None = None) -> lis
 
 
 def load_split(data_dir: str | Path, split: str, limit: int | None = None) -> Any:
-    """One split as a `datasets.Dataset`; message lists and traces use the `Json` feature type so
-    arguments of different tools keep their own keys (a struct column would add `None` for the rest)."""
-    from datasets import Dataset
+    """One split as a `datasets.Dataset` with `dataset_features()` (the parquet files' schema).
 
-    rows = load_rows(data_dir, split, limit)
-    features = _features()
-    keep = {k: v for k, v in features.items() if all(k in r for r in rows)}
+    Heterogeneous values (each tool's arguments have their own keys) never go through a struct
+    column, which would add `None` for every key of every other tool.
+    """
     from datasets import Features
 
-    return Dataset.from_list([{k: r[k] for k in keep} for r in rows], features=Features(keep))
+    rows = load_rows(data_dir, split, limit)
+    features = Features({k: v for k, v in dataset_features().items() if all(k in r for r in rows)})
+    return to_dataset(rows, features)
 
 
 # ---------------------------------------------------------------------------- verification
@@ -658,7 +740,9 @@ def verify_row(row: dict[str, Any]) -> list[str]:
             problems.append(f"call {i} ({call['name']}) fails: {execution.error_message}")
             continue
         if canonical_number(execution.result) != call["result"]:
-            problems.append(f"call {i} ({call['name']}): recorded {call['result']!r}, tool says {execution.result!r}")
+            problems.append(
+                f"call {i} ({call['name']}): recorded {call['result']!r}, tool says {execution.result!r}"
+            )
         if i < len(tool_messages) and tool_messages[i]["content"] != execution.content:
             problems.append(f"call {i}: the tool message is not the tool's content")
         if i > 0 and not _uses_previous(call["arguments"], calls[i - 1]["result"]):

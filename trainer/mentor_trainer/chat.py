@@ -41,10 +41,14 @@ def _template() -> Any:
 
 
 def render_conversation(
-    messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, add_generation_prompt: bool = False
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]] | None = None,
+    add_generation_prompt: bool = False,
 ) -> str:
     """Render messages with the Qwen 2.5 template, without needing a tokenizer (used to train one)."""
-    rendered: str = _template().render(messages=messages, tools=tools, add_generation_prompt=add_generation_prompt)
+    rendered: str = _template().render(
+        messages=messages, tools=tools, add_generation_prompt=add_generation_prompt
+    )
     return rendered
 
 
@@ -88,7 +92,13 @@ def canonical_number(value: Any) -> Any:
 def format_answer(value: Any) -> str:
     """The ground-truth text of a result: canonical numbers, strings as they are."""
     value = canonical_number(value)
-    return value if isinstance(value, str) else json.dumps(value) if isinstance(value, list | dict) else str(value)
+    return (
+        value
+        if isinstance(value, str)
+        else json.dumps(value)
+        if isinstance(value, list | dict)
+        else str(value)
+    )
 
 
 def boxed(answer: str) -> str:
@@ -169,7 +179,9 @@ def assistant_message(turn: ParsedTurn) -> dict[str, Any]:
     bad = [c for c in turn.calls if not c.ok]
     content = turn.content
     if bad:
-        content = (content + "\n" if content else "") + "\n".join(f"<tool_call>{c.raw}</tool_call>" for c in bad)
+        content = (content + "\n" if content else "") + "\n".join(
+            f"<tool_call>{c.raw}</tool_call>" for c in bad
+        )
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if good:
         message["tool_calls"] = [

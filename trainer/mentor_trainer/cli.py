@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="mentor-train",
-        description="Train small tool-using models with MENTOR rewards: benchmark data, tiny models, SFT, GRPO, eval.",
+        description="Train small tool-using models with MENTOR rewards: benchmark data, tiny models, SFT, "
+        "GRPO, evaluation.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=_epilog([e for c in COMMANDS.values() for e in c.examples[:1]]),
     )
@@ -76,12 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from mentor_client.exceptions import MentorClientError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args._run(args))
-    except (FileNotFoundError, ValueError) as exc:
-        # Bad paths and bad settings are the user's to fix: one line, no traceback.
+    except (FileNotFoundError, ValueError, MentorClientError) as exc:
+        # Bad paths, bad settings, a rejected spec or an unreachable service are the user's to
+        # fix: one line naming the problem, no traceback.
         print(f"mentor-train {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -67,13 +67,19 @@ def _backend_flags(p: argparse.ArgumentParser, what: str) -> None:
         default=None,
         help=f"the reward service ({what} go through it); default $MENTOR_REWARD_URL, else http://127.0.0.1:8000",
     )
-    where.add_argument("--local", action="store_true", help=f"{what} in this process (engine + toolsets installed)")
-    p.add_argument("--api-key", default=None, help="Bearer token for the service; default $MENTOR_REWARD_API_KEY")
+    where.add_argument(
+        "--local", action="store_true", help=f"{what} in this process (engine + toolsets installed)"
+    )
+    p.add_argument(
+        "--api-key", default=None, help="Bearer token for the service; default $MENTOR_REWARD_API_KEY"
+    )
 
 
 # ---------------------------------------------------------------------------- tiny-model
 def _configure_tiny(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", required=True, help="folder to write (OUT/model, OUT/tokenizer, OUT/tiny-model.json)")
+    p.add_argument(
+        "--out", required=True, help="folder to write (OUT/model, OUT/tokenizer, OUT/tiny-model.json)"
+    )
     p.add_argument("--hidden-size", type=int, default=64)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--heads", type=int, default=4)
@@ -105,10 +111,13 @@ def _run_tiny(args: argparse.Namespace) -> int:
         from .benchmark import load_rows
         from .chat import render_conversation
 
+        files = sorted(Path(args.data).glob("*.jsonl"))
+        if not files:
+            raise FileNotFoundError(
+                f"no <split>.jsonl files in {args.data} (run `mentor-train make-data` first)"
+            )
         corpus = [
-            render_conversation(row["messages"])
-            for path in sorted(Path(args.data).glob("*.jsonl"))
-            for row in load_rows(args.data, path.stem)
+            render_conversation(row["messages"]) for path in files for row in load_rows(args.data, path.stem)
         ]
     config = TinyModelConfig(
         hidden_size=args.hidden_size,
@@ -170,7 +179,9 @@ def _configure_sft(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=None, help="use the first N rows")
     p.add_argument("--max-steps", type=int, default=50)
     p.add_argument("--epochs", type=float, default=1.0, help="used when --max-steps is -1")
-    p.add_argument("--learning-rate", type=float, default=None, help="default 2e-3 (1e-2 with --plain-torch-overfit)")
+    p.add_argument(
+        "--learning-rate", type=float, default=None, help="default 2e-3 (1e-2 with --plain-torch-overfit)"
+    )
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--grad-accum", type=int, default=1)
     p.add_argument("--max-length", type=int, default=2048)
@@ -183,7 +194,9 @@ def _configure_sft(p: argparse.ArgumentParser) -> None:
     )
     fast.add_argument("--seconds", type=float, default=None, help="wall-time budget of the plain-torch loop")
     fast.add_argument("--steps", type=int, default=None, help="step budget of the plain-torch loop")
-    fast.add_argument("--family", action="append", default=None, help="only rows of this task family (repeatable)")
+    fast.add_argument(
+        "--family", action="append", default=None, help="only rows of this task family (repeatable)"
+    )
     _json_flag(p)
 
 
@@ -237,7 +250,9 @@ def _run_sft(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
         summary = run_sft(args.data, args.model, args.out, options)
-    _print(summary, args.json, ("command", "rows", "steps", "train_loss", "first_loss", "last_loss", "seconds"))
+    _print(
+        summary, args.json, ("command", "rows", "steps", "train_loss", "first_loss", "last_loss", "seconds")
+    )
     print(f"saved {args.out}/model and {args.out}/tokenizer") if not args.json else None
     return 0
 
@@ -245,23 +260,33 @@ def _run_sft(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- grpo
 def _configure_grpo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="benchmark folder (from make-data)")
-    p.add_argument("--model", required=True, help="model folder (sft/tiny-model output or a local checkpoint)")
-    p.add_argument("--out", required=True, help="where to save OUT/model, OUT/tokenizer, OUT/log_history.jsonl")
+    p.add_argument(
+        "--model", required=True, help="model folder (sft/tiny-model output or a local checkpoint)"
+    )
+    p.add_argument(
+        "--out", required=True, help="where to save OUT/model, OUT/tokenizer, OUT/log_history.jsonl"
+    )
     _backend_flags(p, "rewards and rollout tool calls")
     reward = p.add_argument_group("reward")
     reward.add_argument("--preset", default="mentor", help="reward preset (mentor, flexible, sparse, ...)")
     reward.add_argument("--spec", default=None, help="reward spec file (JSON, or YAML) replacing the preset")
-    reward.add_argument("--overrides", default=None, help='JSON merged into the spec, e.g. \'{"components": ...}\'')
+    reward.add_argument(
+        "--overrides", default=None, help="JSON merged into the spec, e.g. '{\"components\": ...}'"
+    )
     reward.add_argument("--toolset", default="calculator", help="the toolset rollouts may call")
     reward.add_argument("--run-id", default=None, help="labels the service's score records")
     size = p.add_argument_group("training")
     size.add_argument("--split", default="train")
     size.add_argument("--limit", type=int, default=None)
-    size.add_argument("--family", action="append", default=None, help="only prompts of this task family (repeatable)")
+    size.add_argument(
+        "--family", action="append", default=None, help="only prompts of this task family (repeatable)"
+    )
     size.add_argument("--max-steps", type=int, default=20)
     size.add_argument("--learning-rate", type=float, default=1e-4)
     size.add_argument("--num-generations", type=int, default=4)
-    size.add_argument("--batch-size", type=int, default=4, help="per device (× grad accumulation ÷ generations)")
+    size.add_argument(
+        "--batch-size", type=int, default=4, help="per device (× grad accumulation ÷ generations)"
+    )
     size.add_argument("--grad-accum", type=int, default=1)
     size.add_argument("--max-completion-length", type=int, default=64, help="tokens, tool results included")
     size.add_argument("--max-tool-calls", type=int, default=4, help="tool-calling iterations per rollout")
@@ -327,10 +352,14 @@ def _run_grpo(args: argparse.Namespace) -> int:
     summary = run_grpo(args.data, args.model, args.out, source, options)
     from .grpo import reward_metrics
 
-    series = reward_metrics(summary.pop("log_history"))
+    series = reward_metrics(summary.pop("log_history"), summary["reward"]["components"])
     summary["reward_series"] = series
     _print(summary, args.json, ("command", "steps", "seconds", "device", "processes"))
     if not args.json:
+        print(
+            f"reward spec: {args.preset if source.spec is None else 'spec ' + str(args.spec)} "
+            f"(spec hash {summary['reward']['spec_hash']})"
+        )
         for key, values in series.items():
             print(f"{key}: {' '.join(f'{v:.3f}' for v in values)}")
     return 0
@@ -373,8 +402,8 @@ def _splits(values: list[str] | None, data: str) -> tuple[str, ...]:
     "call rate, invalid-tool rate, tool-name F1, argument score and average calls per split.",
     examples=(
         "mentor-train eval --data data/bench --model runs/grpo --split test --split ood_long --local",
-        "mentor-train eval --data data/bench --model runs/grpo --split all --reward-url http://127.0.0.1:8000 "
-        "--out runs/grpo/eval",
+        "mentor-train eval --data data/bench --model runs/grpo --split all "
+        "--reward-url http://127.0.0.1:8000 --out runs/grpo/eval",
     ),
     configure=_configure_eval,
 )
@@ -409,3 +438,15 @@ def _run_eval(args: argparse.Namespace) -> int:
         if args.out:
             print(f"wrote {args.out}/eval.json and {args.out}/rollouts.jsonl")
     return 0
+
+
+# ---------------------------------------------------------------------------- teach
+from .teach import TEACH_DESCRIPTION, TEACH_EXAMPLES, TEACH_HELP, configure_teach, teach_command  # noqa: E402
+
+register_command(
+    "teach",
+    help=TEACH_HELP,
+    description=TEACH_DESCRIPTION,
+    examples=TEACH_EXAMPLES,
+    configure=configure_teach,
+)(teach_command)

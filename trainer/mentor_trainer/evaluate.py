@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,9 +64,9 @@ class Rollout:
 
 
 # ---------------------------------------------------------------------------- generation
-def _generate(model: Any, tokenizer: Any, texts: list[str], max_new_tokens: int, temperature: float) -> list[
-    tuple[str, bool]
-]:
+def _generate(
+    model: Any, tokenizer: Any, texts: list[str], max_new_tokens: int, temperature: float
+) -> list[tuple[str, bool]]:
     """Generate one assistant turn per text: (decoded text without special tokens, ended with EOS)."""
     import torch
 
@@ -103,8 +104,18 @@ def rollout(
     batch_size: int = 32,
     temperature: float = 0.0,
     progress: bool = False,
+    generate: Callable[[list[str]], list[tuple[str, bool]]] | None = None,
 ) -> list[Rollout]:
-    """Run every prompt's tool loop to the end; calls run with the row's toolset."""
+    """Run every prompt's tool loop to the end; calls run with the row's toolset.
+
+    `generate` maps rendered conversations to (assistant text, ended with EOS); by default the
+    model generates (tests script it to replay teacher traces through the same loop).
+    """
+    if generate is None:
+
+        def generate(texts: list[str]) -> list[tuple[str, bool]]:
+            return _generate(model, tokenizer, texts, max_new_tokens, temperature)
+
     rollouts = [Rollout() for _ in prompts]
     active = list(range(len(prompts)))
     bar = None
@@ -124,8 +135,7 @@ def rollout(
                 )
                 for i in chunk
             ]
-            for i, (text, ended) in zip(chunk, _generate(model, tokenizer, texts, max_new_tokens, temperature),
-                                        strict=True):
+            for i, (text, ended) in zip(chunk, generate(texts), strict=True):
                 r = rollouts[i]
                 turn = parse_assistant_turn(text)
                 r.turns += 1
@@ -180,7 +190,9 @@ def score_rollouts(
     return results
 
 
-def summarise(rows: list[dict[str, Any]], rollouts: list[Rollout], scores: list[dict[str, Any]]) -> dict[str, Any]:
+def summarise(
+    rows: list[dict[str, Any]], rollouts: list[Rollout], scores: list[dict[str, Any]]
+) -> dict[str, Any]:
     """The split's metrics (see METRICS); None where nothing applies (e.g. no calls at all)."""
     comp: dict[str, list[float]] = defaultdict(list)
     for s in scores:
@@ -196,7 +208,9 @@ def summarise(rows: list[dict[str, Any]], rollouts: list[Rollout], scores: list[
         "reward": _mean([float(s["reward"]) for s in scores if s.get("reward") is not None]),
         "call_rate": _mean([1.0 if r.calls else 0.0 for r in rollouts]),
         "invalid_tool_rate": invalid / engine_calls if engine_calls else None,
-        "malformed_call_rate": sum(r.malformed_calls for r in rollouts) / total_calls if total_calls else None,
+        "malformed_call_rate": sum(r.malformed_calls for r in rollouts) / total_calls
+        if total_calls
+        else None,
         "tool_name_f1": _mean(comp["tool_names"]),
         "argument_score": _mean(comp["arguments"]),
         "avg_calls": _mean([float(r.calls) for r in rollouts]),
@@ -218,7 +232,11 @@ def format_table(report: dict[str, dict[str, Any]]) -> str:
         cells = []
         for split in splits:
             value = report[split].get(name)
-            cells.append(("-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)).rjust(col))
+            cells.append(
+                ("-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)).rjust(
+                    col
+                )
+            )
         lines.append(name.ljust(width) + "".join(cells))
     return "\n".join(lines)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .chat import prompt_without_tool_block
-from .runtime import configure_offline
+from .runtime import checkpointing_kwargs, configure_offline
 
 REWARD_COLUMNS = ("prompt", "ground_truth", "reference", "teacher_tools")
 
@@ -70,13 +70,16 @@ class GRPOOptions:
 
 
 def grpo_dataset(
-    data_dir: str | Path, split: str = "train", limit: int | None = None, families: tuple[str, ...] | None = None
+    data_dir: str | Path,
+    split: str = "train",
+    limit: int | None = None,
+    families: tuple[str, ...] | None = None,
 ) -> Any:
     """The split with the columns the reward reads; the tool block leaves the system prompt
     because `GRPOTrainer(tools=...)` renders it from the tool callables (the same text)."""
-    from datasets import Dataset, Features, Json, List, Value
+    from datasets import Features, Json, List, Value
 
-    from .benchmark import load_rows
+    from .benchmark import load_rows, to_dataset
 
     rows = load_rows(data_dir, split)
     if families:
@@ -88,11 +91,11 @@ def grpo_dataset(
         {
             "prompt": List(Json()),
             "ground_truth": Value("string"),
-            "reference": Json(),
+            "reference": Value("string"),  # JSON text: exact floats (see benchmark.dataset_features)
             "teacher_tools": List(Value("string")),
         }
     )
-    return Dataset.from_list(
+    return to_dataset(
         [
             {
                 "prompt": prompt_without_tool_block(r["prompt"]),
@@ -102,13 +105,13 @@ def grpo_dataset(
             }
             for r in rows
         ],
-        features=features,
+        features,
     )
 
 
 def grpo_config(out: str | Path, options: GRPOOptions) -> Any:
     """A `GRPOConfig` for this machine: the GPU when CUDA is available, else TRL's CPU settings."""
-    from trl import GRPOConfig
+    from trl.trainer.grpo_config import GRPOConfig
 
     from .runtime import cuda_available
 
@@ -148,10 +151,19 @@ def grpo_config(out: str | Path, options: GRPOOptions) -> Any:
         seed=options.seed,
         dataloader_num_workers=0,
         # TRL turns activation checkpointing on by default; on CPU and small models it only costs time.
-        gradient_checkpointing=not use_cpu,
+        **checkpointing_kwargs(GRPOConfig, not use_cpu),
         **vllm,
         **options.extra,
     )
+
+
+@dataclass
+class GRPORun:
+    """A wired trainer plus what the reward is: the resolved spec's hash and component names."""
+
+    trainer: Any
+    spec_hash: str
+    components: list[str]
 
 
 def build_trainer(
@@ -160,20 +172,30 @@ def build_trainer(
     out: str | Path,
     source: RewardSource,
     options: GRPOOptions | None = None,
-) -> Any:
-    """Everything wired, not yet trained: model, tokenizer, dataset, reward, tools, config."""
+) -> GRPORun:
+    """Everything wired, not yet trained: model, tokenizer, dataset, reward, tools, config.
+
+    The reward spec is resolved first (by the service, or locally), so a bad preset or spec,
+    or a service that cannot be reached, fails before any model is loaded.
+    """
     configure_offline()
+    from trl.trainer.grpo_trainer import GRPOTrainer
+
     from mentor_client.adapters.trl import trl_reward_func
-    from trl import GRPOTrainer
 
     from .runtime import load_model, load_tokenizer, seed_everything
     from .tools import ToolRunner, build_tools
 
     options = options or GRPOOptions()
+    runner = ToolRunner(source.base_url, local=source.local, api_key=source.api_key)
+    resolved = runner.backend.validate_spec(
+        preset=None if source.spec is not None else source.preset,
+        spec=source.spec,
+        overrides=source.overrides,
+    )
     seed_everything(options.seed)
     tokenizer = load_tokenizer(model_path)
     model = load_model(model_path)
-    runner = ToolRunner(source.base_url, local=source.local, api_key=source.api_key)
     reward = trl_reward_func(
         source.base_url,
         preset=source.preset,
@@ -185,24 +207,30 @@ def build_trainer(
         local=source.local,
         run_id=source.run_id,
     )
-    return GRPOTrainer(
+    reward_funcs: list[Any] = [reward]
+    trainer = GRPOTrainer(
         model=model,
-        reward_funcs=[reward],
+        reward_funcs=reward_funcs,
         args=grpo_config(out, options),
         train_dataset=grpo_dataset(data_dir, options.split, options.limit, options.families),
         processing_class=tokenizer,
         tools=build_tools(runner, source.toolset),
     )
+    return GRPORun(trainer, resolved.spec_hash, [str(c) for c in resolved.spec.get("components", {})])
 
 
-def reward_metrics(log_history: list[dict[str, Any]], component_names: list[str] | None = None) -> dict[str, list[Any]]:
+def reward_metrics(
+    log_history: list[dict[str, Any]], component_names: list[str] | None = None
+) -> dict[str, list[Any]]:
     """Per-step series of the reward, its spread and each logged component, from TRL's log history."""
     series: dict[str, list[Any]] = {}
     for entry in log_history:
-        if "step" not in entry or "loss" not in entry:
+        if "step" not in entry or "loss" not in entry:  # the final summary entry has no per-step metrics
             continue
         for key, value in entry.items():
-            if key.startswith(("reward", "rewards/", "frac_reward", "tools/")) or key in (component_names or ()):
+            if key.startswith(("reward", "rewards/", "frac_reward", "tools/")) or key in (
+                component_names or ()
+            ):
                 series.setdefault(key, []).append(value)
     return series
 
@@ -214,9 +242,10 @@ def run_grpo(
     source: RewardSource,
     options: GRPOOptions | None = None,
 ) -> dict[str, Any]:
-    """Train, save `out/model` + `out/tokenizer` + `out/log_history.jsonl` (main process), return a summary."""
+    """Train; save `out/model`, `out/tokenizer`, `out/log_history.jsonl` (main process); return a summary."""
     options = options or GRPOOptions()
-    trainer = build_trainer(data_dir, model_path, out, source, options)
+    run = build_trainer(data_dir, model_path, out, source, options)
+    trainer = run.trainer
     started = time.perf_counter()
     trainer.train()
     elapsed = time.perf_counter() - started
@@ -225,7 +254,11 @@ def run_grpo(
         "command": "grpo",
         "data": str(data_dir),
         "base_model": str(model_path),
-        "reward": {k: v for k, v in asdict(source).items() if k != "api_key"},
+        "reward": {
+            **{k: v for k, v in asdict(source).items() if k != "api_key"},
+            "spec_hash": run.spec_hash,
+            "components": run.components,
+        },
         "options": asdict(options),
         "steps": trainer.state.global_step,
         "seconds": round(elapsed, 2),

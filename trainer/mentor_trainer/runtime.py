@@ -26,6 +26,19 @@ def configure_offline() -> None:
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 
+def checkpointing_kwargs(config_class: Any, enabled: bool) -> dict[str, Any]:
+    """Activation checkpointing on or off for a TrainingArguments subclass, under either name.
+
+    transformers 5.24 renamed `gradient_checkpointing` to `activation_checkpointing` (the old
+    name warns); the GPU machines run 5.17, which knows only the old one.
+    """
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(config_class)}
+    key = "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+    return {key: enabled}
+
+
 def cuda_available() -> bool:
     import torch
 
@@ -48,7 +61,7 @@ class ModelPaths:
 
 
 def resolve_model_paths(path: str | Path) -> ModelPaths:
-    """Find the model and tokenizer folders for `path` (a `tiny-model`/`sft`/`grpo` output or a checkpoint)."""
+    """The model and tokenizer folders of `path`: a `tiny-model`/`sft`/`grpo` output or a checkpoint."""
     root = Path(path)
     if (root / "model" / "config.json").exists():
         tokenizer_dir = root / "tokenizer" if (root / "tokenizer").exists() else root / "model"
@@ -76,7 +89,7 @@ def load_tokenizer(path: str | Path) -> Any:
 def load_model(path: str | Path, device: str | None = None) -> Any:
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(str(resolve_model_paths(path).model_dir))
+    model: Any = AutoModelForCausalLM.from_pretrained(str(resolve_model_paths(path).model_dir))
     if device is not None:
         model = model.to(device)
     return model

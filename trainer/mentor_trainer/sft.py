@@ -1,12 +1,12 @@
 """Supervised fine-tuning on teacher traces: the SFT baseline (TRL `SFTTrainer`) and a plain-torch warm start.
 
 `run_sft` trains on the benchmark's `messages` column (the teacher's whole conversation: tool calls,
-tool results, boxed answer) with TRL, loss on the assistant turns only (TRL swaps in its Qwen 2.5
-training template, which marks them). `overfit` is a deliberately small plain-torch loop for tests
-and demos: a randomly initialised model never writes a valid `<tool_call>`, so GRPO has nothing to
-reward until the model has seen the format; a few seconds of this on a handful of traces fixes that
-without TRL's start-up cost. Both mask out everything but assistant text, the end-of-turn token
-included (so the model learns to stop).
+tool results, boxed answer) with TRL, loss on the assistant turns only (the rows are tokenized here
+with an assistant mask, from the exact JSONL values). `overfit` is a deliberately small plain-torch
+loop for tests and demos: a randomly initialised model never writes a valid `<tool_call>`, so GRPO
+has nothing to reward until the model has seen the format; a few seconds of this on a handful of
+traces fixes that without TRL's start-up cost. Both mask out everything but assistant text, the
+end-of-turn token included (so the model learns to stop).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .runtime import configure_offline
+from .runtime import checkpointing_kwargs, configure_offline
 
 _ASSISTANT_OPEN = "<|im_start|>assistant\n"
 _TURN_CLOSE = "<|im_end|>"
@@ -40,19 +40,33 @@ class SFTOptions:
     use_cpu: bool | None = None  # None: the GPU when there is one
 
 
-def sft_dataset(data_dir: str | Path, split: str = "train", limit: int | None = None) -> Any:
-    """The split's teacher conversations as a TRL conversational dataset (`messages`)."""
-    from .benchmark import load_split
+def sft_dataset(tokenizer: Any, data_dir: str | Path, split: str = "train", limit: int | None = None) -> Any:
+    """The split's teacher conversations, tokenized, with an assistant-token mask.
 
-    return load_split(data_dir, split, limit).select_columns(["messages"])
+    Tokenized here from the JSONL rows (exact Python values: `datasets`' JSON type would round
+    tool arguments) with the tokenizer's own chat template, the text GRPO and `eval` render;
+    TRL builds the labels from `assistant_masks` (assistant text and its end-of-turn token).
+    """
+    from datasets import Dataset
+
+    from .benchmark import load_rows
+
+    encoded = [
+        assistant_mask(tokenizer, tokenizer.apply_chat_template(r["messages"], tokenize=False))
+        for r in load_rows(data_dir, split, limit)
+    ]
+    return Dataset.from_dict(
+        {"input_ids": [ids for ids, _ in encoded], "assistant_masks": [m for _, m in encoded]}
+    )
 
 
-def run_sft(data_dir: str | Path, model_path: str | Path, out: str | Path, options: SFTOptions | None = None) -> dict[
-    str, Any
-]:
+def run_sft(
+    data_dir: str | Path, model_path: str | Path, out: str | Path, options: SFTOptions | None = None
+) -> dict[str, Any]:
     """Train with TRL's SFTTrainer and save to `out/model` + `out/tokenizer`; return a summary."""
     configure_offline()
-    from trl import SFTConfig, SFTTrainer
+    from trl.trainer.sft_config import SFTConfig
+    from trl.trainer.sft_trainer import SFTTrainer
 
     from .runtime import cuda_available, load_model, load_tokenizer, save_model, seed_everything
 
@@ -61,7 +75,7 @@ def run_sft(data_dir: str | Path, model_path: str | Path, out: str | Path, optio
     use_cpu = (not cuda_available()) if options.use_cpu is None else options.use_cpu
     tokenizer = load_tokenizer(model_path)
     model = load_model(model_path)
-    dataset = sft_dataset(data_dir, options.split, options.limit)
+    dataset = sft_dataset(tokenizer, data_dir, options.split, options.limit)
     config = SFTConfig(
         output_dir=str(Path(out) / "checkpoints"),
         max_steps=options.max_steps,
@@ -70,7 +84,6 @@ def run_sft(data_dir: str | Path, model_path: str | Path, out: str | Path, optio
         per_device_train_batch_size=options.batch_size,
         gradient_accumulation_steps=options.gradient_accumulation_steps,
         max_length=options.max_length,
-        assistant_only_loss=True,
         logging_steps=options.logging_steps,
         save_strategy="no",
         report_to="none",
@@ -80,6 +93,8 @@ def run_sft(data_dir: str | Path, model_path: str | Path, out: str | Path, optio
         seed=options.seed,
         dataloader_num_workers=0,
         lr_scheduler_type="constant_with_warmup",
+        # TRL turns activation checkpointing on by default; on CPU and small models it only costs time.
+        **checkpointing_kwargs(SFTConfig, not use_cpu),
         warmup_steps=min(5, max(options.max_steps // 10, 0)),
     )
     trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
@@ -158,8 +173,9 @@ def overfit(
 
     Every conversation of a toolset starts with the same long system prompt (the tool block is
     most of the tokens) and carries no loss there, so each step runs that shared prefix once,
-    without gradients, and feeds its key/value cache to the batch: about five times cheaper on
-    CPU, and the weights still learn everything the assistant turns need from the prefix.
+    without gradients, and feeds its key/value cache to the batch. Only the short suffixes are
+    back-propagated; the weights still learn everything the assistant turns need from the
+    prefix (tests check that the loss equals the full-sequence loss).
     """
     import torch
     from transformers import DynamicCache
@@ -168,10 +184,25 @@ def overfit(
         raise ValueError("give steps or seconds")
     torch.manual_seed(seed)
     device = next(model.parameters()).device
-    encoded = [assistant_mask(tokenizer, tokenizer.apply_chat_template(c, tokenize=False)) for c in conversations]
+    encoded = [
+        assistant_mask(tokenizer, tokenizer.apply_chat_template(c, tokenize=False)) for c in conversations
+    ]
     pad = int(tokenizer.pad_token_id)
     cache_kwarg = cache_argument(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
+    # A short warm-up, then (with a step budget) cosine decay to a tenth: a tiny model at a high
+    # rate otherwise ends wherever its last oscillation left it.
+    warmup = max(1, min(10, (steps or 100) // 10))
+
+    def rate(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if steps is None:
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, steps - warmup))
+        return 0.1 + 0.45 * (1 + math.cos(math.pi * progress))
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
     generator = torch.Generator().manual_seed(seed)
     losses: list[float] = []
     model.train()
@@ -185,16 +216,19 @@ def overfit(
     while len(losses) < total and (seconds is None or time.perf_counter() - started < seconds):
         order = torch.randperm(len(encoded), generator=generator)[:batch_size].tolist()
         batch = [encoded[i] for i in order]
-        # The prefix must end before the first supervised token; keep one token back so that
-        # every row has a non-empty suffix.
+        # The first supervised token is predicted from the position before it, so the cached
+        # prefix must stop one token earlier (the suffix's logits cover every label).
         first_label = min(mask.index(1) if 1 in mask else len(mask) for _, mask in batch)
-        prefix = min(_common_prefix([ids for ids, _ in batch]), first_label, min(len(i) for i, _ in batch) - 1)
+        prefix = min(_common_prefix([ids for ids, _ in batch]), first_label - 1)
         cache = None
         if prefix >= 16:
             with torch.no_grad():
                 cache = DynamicCache(config=model.config)
-                model(input_ids=torch.tensor([batch[0][0][:prefix]], device=device), use_cache=True,
-                      **{cache_kwarg: cache})
+                model(
+                    input_ids=torch.tensor([batch[0][0][:prefix]], device=device),
+                    use_cache=True,
+                    **{cache_kwarg: cache},
+                )
             cache.batch_repeat_interleave(len(batch))
         else:
             prefix = 0
@@ -207,7 +241,9 @@ def overfit(
             tail, tail_mask = ids[prefix:], mask[prefix:]
             input_ids[row, : len(tail)] = torch.tensor(tail)
             attention[row, prefix : prefix + len(tail)] = 1
-            labels[row, : len(tail)] = torch.tensor([t if m else -100 for t, m in zip(tail, tail_mask, strict=True)])
+            labels[row, : len(tail)] = torch.tensor(
+                [t if m else -100 for t, m in zip(tail, tail_mask, strict=True)]
+            )
         out = model(
             input_ids=input_ids.to(device),
             attention_mask=attention.to(device),
@@ -216,12 +252,14 @@ def overfit(
         )
         logits = out.logits[:, :-1].float()
         target = labels[:, 1:].to(device)
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1),
-                                                 ignore_index=-100)
+        loss: Any = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.size(-1)), target.reshape(-1), ignore_index=-100
+        )
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
+        schedule.step()
         losses.append(float(loss.detach()))
         if bar is not None:
             bar.update(1)

@@ -57,6 +57,9 @@ def build_tokenizer(corpus: Iterable[str], vocab_size: int = 800) -> Any:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
+    corpus = list(corpus)
+    if not any(text.strip() for text in corpus):
+        raise ValueError("the tokenizer needs text to train on: the corpus is empty")
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
@@ -67,7 +70,8 @@ def build_tokenizer(corpus: Iterable[str], vocab_size: int = 800) -> Any:
         show_progress=False,
     )
     backend.train_from_iterator(corpus, trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(
+    fast: Any = PreTrainedTokenizerFast
+    tokenizer = fast(
         tokenizer_object=backend,
         bos_token=None,
         eos_token=IM_END,
@@ -121,7 +125,9 @@ def benchmark_corpus(seed: int, n_rows: int = 600) -> list[str]:
     return [render_conversation(row["messages"]) for row in rows[:n_rows]]
 
 
-def build_tiny(out: str | Path, config: TinyModelConfig | None = None, corpus: list[str] | None = None) -> dict[str, Any]:
+def build_tiny(
+    out: str | Path, config: TinyModelConfig | None = None, corpus: list[str] | None = None
+) -> dict[str, Any]:
     """Build and save the tokenizer (`out/tokenizer`) and the model (`out/model`); return a summary."""
     config = config or TinyModelConfig()
     out = Path(out)

@@ -16,7 +16,13 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-_JSON_TO_PY: dict[str, Any] = {"number": float, "integer": int, "string": str, "boolean": bool, "object": dict}
+_JSON_TO_PY: dict[str, Any] = {
+    "number": float,
+    "integer": int,
+    "string": str,
+    "boolean": bool,
+    "object": dict,
+}
 
 
 class ToolExecutor(Protocol):
@@ -31,7 +37,12 @@ def _annotation(schema: dict[str, Any]) -> Any:
         kind = next((k for k in kind if k != "null"), "string")
     if kind == "array":
         items = schema.get("items")
-        return list[_annotation(items)] if isinstance(items, dict) and items.get("type") else list
+        # list.__class_getitem__ builds `list[T]` from a runtime type (the subscript form is static-only).
+        return (
+            list.__class_getitem__(_annotation(items))
+            if isinstance(items, dict) and items.get("type")
+            else list
+        )
     return _JSON_TO_PY.get(str(kind), str)
 
 
@@ -50,8 +61,11 @@ def _docstring(description: str, properties: dict[str, Any]) -> str:
 def _function_parts(schema: dict[str, Any]) -> tuple[str, str, dict[str, Any], list[str]]:
     fn = schema.get("function", schema)
     params = fn.get("parameters") or {}
-    return str(fn["name"]), str(fn.get("description") or ""), dict(params.get("properties") or {}), list(
-        params.get("required") or []
+    return (
+        str(fn["name"]),
+        str(fn.get("description") or ""),
+        dict(params.get("properties") or {}),
+        list(params.get("required") or []),
     )
 
 
@@ -64,7 +78,9 @@ def _shape(forward: Callable[..., Any], schema: dict[str, Any]) -> Callable[...,
         annotations[pname] = _annotation(pschema)
         default = inspect.Parameter.empty if pname in required else None
         parameters.append(
-            inspect.Parameter(pname, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotations[pname])
+            inspect.Parameter(
+                pname, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotations[pname]
+            )
         )
     forward.__name__ = forward.__qualname__ = name
     forward.__doc__ = _docstring(description, properties)
@@ -95,7 +111,7 @@ def make_async_tool(schema: dict[str, Any], executor: ToolRunner, toolset: str) 
 
 def trl_schema(tool: Callable[..., Any]) -> dict[str, Any]:
     """The schema transformers renders for a tool callable (what the prompt will show)."""
-    from transformers.utils import get_json_schema
+    from transformers.utils.chat_template_utils import get_json_schema
 
     schema: dict[str, Any] = get_json_schema(tool)
     return schema
@@ -126,8 +142,14 @@ class ToolRunner:
     the client's retries) raises; TRL then shows the model `{"error": ...}` for that call.
     """
 
-    def __init__(self, base_url: str | None = None, *, local: bool = False, api_key: str | None = None,
-                 timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        local: bool = False,
+        api_key: str | None = None,
+        timeout_s: float = 30.0,
+    ) -> None:
         self.base_url = base_url
         self.local = local
         self.api_key = api_key
@@ -144,7 +166,7 @@ class ToolRunner:
 
     @property
     def backend(self) -> Any:
-        """`LocalBackend` or a blocking `RewardClient`: the object with `execute_tool`, `score`, `toolsets`."""
+        """`LocalBackend` or a blocking `RewardClient` (both have `execute_tool`, `score`, `toolsets`)."""
         if self._backend is None:
             if self.local:
                 from mentor_client import LocalBackend
