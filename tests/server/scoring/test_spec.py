@@ -62,8 +62,14 @@ def test_builtin_presets_and_ranges() -> None:
             id="unknown-top-level-field",
         ),
         pytest.param({"components": {"outcome": {"weight": 1}}, "clip": [1, 0]}, "", id="clip-reversed"),
-        pytest.param({"components": {"outcome": {"weight": float("nan")}}}, "components.outcome.weight", id="weight-nan"),
-        pytest.param({"components": {"outcome": {"weight": 1}}, "bias": float("inf")}, "bias", id="bias-infinite"),
+        pytest.param(
+            {"components": {"outcome": {"weight": float("nan")}}},
+            "components.outcome.weight",
+            id="weight-nan",
+        ),
+        pytest.param(
+            {"components": {"outcome": {"weight": 1}}, "bias": float("inf")}, "bias", id="bias-infinite"
+        ),
     ],
 )
 def test_invalid_specs_name_the_field(spec: dict, param: str) -> None:
