@@ -137,11 +137,23 @@ def main() -> None:
         ratio = statistics.median(measurements[name])
         micros = statistics.median(measurements[name + " µs"])
         table.append(f"| {name} | {ratio:.1f}× | {micros:.1f} |")
+    med = {k: statistics.median(v) for k, v in measurements.items() if k.endswith(" µs")}
+    parse_us = med["stage: parse µs"]
+    judge_us = med["stage: parse + answer judging (warm) µs"] - parse_us
+    rest_us = med["mentor (warm) µs"] - parse_us - judge_us
+    flex_extra = med["flexible (traces, warm) µs"] - med["mentor (warm) µs"]
+    breakdown = (
+        f"Cost breakdown (mentor, warm): parsing {parse_us:.0f} µs, answer extraction + judging {judge_us:.0f} µs, "
+        f"the rest (reading the item, components, reasons, combining) {rest_us:.0f} µs. "
+        f"flexible on full traces adds {flex_extra:.0f} µs per item over mentor: optimal argument pairing, "
+        "result matching (executing the deterministic tool when the rollout shows no result, memoised), "
+        "schema validation of every call, and the logged-only components."
+    )
     body = (
         f"{args.items} items (the 150 parity cases replicated), one process pinned to one core, "
         f"{args.runs} runs; ratios computed within each run.\n\n" + "\n".join(table) + "\n\n"
         "Targets: mentor ≤ 20×, flexible ≤ 40× (the paper's own reward code: ~400×, ~2.6 ms per item on this "
-        "machine, per the issue).\n"
+        "machine, per the issue).\n\n" + breakdown + "\n"
     )
     print(body)
     if not args.no_write:
