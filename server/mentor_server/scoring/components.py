@@ -174,6 +174,9 @@ def compile_tool_results(options: Mapping[str, Any]) -> ToolResultsOptions:
     return ToolResultsOptions(execute_missing=bool(opts["execute_missing"]), values=values)
 
 
+_EXECUTION_CACHE_LIMIT = 20_000
+
+
 def _student_results(ctx: ItemContext, execute: bool) -> list[ToolCall]:
     calls = [c for c in ctx.parsed.calls if c.is_valid]
     toolset = ctx.toolset
@@ -181,6 +184,8 @@ def _student_results(ctx: ItemContext, execute: bool) -> list[ToolCall]:
         return calls
     filled: list[ToolCall] = []
     cache = ctx.execution_cache if ctx.execution_cache is not None else {}
+    if len(cache) > _EXECUTION_CACHE_LIMIT:  # bounded memory over millions of items
+        cache.clear()
     for call in calls:
         if call.result is None and call.name in toolset.names:
             tool = toolset.tools[call.name]
