@@ -85,7 +85,8 @@ def _peak_rss_kib(lines: int, tmp_path: Path) -> int:
             fh.write(json.dumps(row) + "\n")
     code = (
         "import resource, subprocess, sys\n"
-        f"p = subprocess.run({[*CLI, 'score', '--preset', 'mentor', str(source)]!r}, stdout=subprocess.DEVNULL)\n"
+        f"command = {[*CLI, 'score', '--preset', 'mentor', str(source)]!r}\n"
+        "subprocess.run(command, stdout=subprocess.DEVNULL)\n"
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
     )
     out = subprocess.run(

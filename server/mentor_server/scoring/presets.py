@@ -23,6 +23,17 @@ _PAPER_TOOL_GATES = [*_PAPER_GATES, {"when": "no_teacher_tools", "reward": 0.1}]
 _PAPER_NAMES = {"count_invalid": False}
 
 
+def _paper_tool_match(mode: str, *, with_hallucination_term: bool) -> dict[str, Any]:
+    """The three teacher-matching presets of the paper differ only in the match mode and H."""
+    components: dict[str, Any] = {
+        "outcome": {"weight": 0.7},
+        "tool_names": {"weight": 0.3, "wrong_answer_scale": 0.2, "options": {"mode": mode, **_PAPER_NAMES}},
+    }
+    if with_hallucination_term:
+        components["no_hallucination"] = {"weight": 0.1}
+    return {"toolset": "calculator", "gates": _PAPER_TOOL_GATES, "components": components}
+
+
 @dataclass(frozen=True, slots=True)
 class PresetDescription:
     name: str
@@ -44,50 +55,15 @@ _BUILTIN: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "mentor": (
         "MENTOR: 0.7·C + 0.3·[S non-empty and S == T] + 0.1·H; the tool-match term ×0.2 when wrong.",
-        {
-            "toolset": "calculator",
-            "gates": _PAPER_TOOL_GATES,
-            "components": {
-                "outcome": {"weight": 0.7},
-                "tool_names": {
-                    "weight": 0.3,
-                    "wrong_answer_scale": 0.2,
-                    "options": {"mode": "exact_set", **_PAPER_NAMES},
-                },
-                "no_hallucination": {"weight": 0.1},
-            },
-        },
+        _paper_tool_match("exact_set", with_hallucination_term=True),
     ),
     "mentor-partial": (
         "MENTOR with partial tool credit: 0.7·C + 0.3·[S ∩ T non-empty]; ×0.2 when wrong; no H term.",
-        {
-            "toolset": "calculator",
-            "gates": _PAPER_TOOL_GATES,
-            "components": {
-                "outcome": {"weight": 0.7},
-                "tool_names": {
-                    "weight": 0.3,
-                    "wrong_answer_scale": 0.2,
-                    "options": {"mode": "any_overlap", **_PAPER_NAMES},
-                },
-            },
-        },
+        _paper_tool_match("any_overlap", with_hallucination_term=False),
     ),
     "mentor-f1": (
         "MENTOR with tool-name F1: 0.7·C + 0.3·F1(S, T) + 0.1·H; the F1 term ×0.2 when wrong.",
-        {
-            "toolset": "calculator",
-            "gates": _PAPER_TOOL_GATES,
-            "components": {
-                "outcome": {"weight": 0.7},
-                "tool_names": {
-                    "weight": 0.3,
-                    "wrong_answer_scale": 0.2,
-                    "options": {"mode": "f1", **_PAPER_NAMES},
-                },
-                "no_hallucination": {"weight": 0.1},
-            },
-        },
+        _paper_tool_match("f1", with_hallucination_term=True),
     ),
     "mentor-no-tool-match": (
         "MENTOR ablation without teacher matching: 0.7·C + 0.1·H.",

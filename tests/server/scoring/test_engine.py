@@ -9,7 +9,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mentor_server.scoring import ScoringEngine, batch_stats, item_from_dict, list_presets, resolve_spec
+from mentor_server.scoring import (
+    COMPONENT_NAMES,
+    ScoringEngine,
+    batch_stats,
+    item_from_dict,
+    list_presets,
+    resolve_spec,
+)
 from mentor_server.scoring.types import ScoringConfigError
 
 EOS = "<|im_end|>"
@@ -87,21 +94,7 @@ COMPONENT_CASES = [
 
 ALL_COMPONENTS_SPEC = {
     "toolset": "calculator",
-    "components": {
-        name: {"weight": 0.0}
-        for name in (
-            "format",
-            "outcome",
-            "tool_names",
-            "arguments",
-            "tool_results",
-            "no_hallucination",
-            "schema_valid",
-            "efficiency",
-            "strict_sequence",
-            "toolrl_correctness",
-        )
-    },
+    "components": {name: {"weight": 0.0} for name in COMPONENT_NAMES},
 }
 
 
