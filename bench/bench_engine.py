@@ -143,7 +143,8 @@ def main() -> None:
     rest_us = med["mentor (warm) µs"] - parse_us - judge_us
     flex_extra = med["flexible (traces, warm) µs"] - med["mentor (warm) µs"]
     breakdown = (
-        f"Cost breakdown (mentor, warm): parsing {parse_us:.0f} µs, answer extraction + judging {judge_us:.0f} µs, "
+        f"Cost breakdown (mentor, warm): parsing {parse_us:.0f} µs, "
+        f"answer extraction + judging {judge_us:.0f} µs, "
         f"the rest (reading the item, components, reasons, combining) {rest_us:.0f} µs. "
         f"flexible on full traces adds {flex_extra:.0f} µs per item over mentor: optimal argument pairing, "
         "result matching (executing the deterministic tool when the rollout shows no result, memoised), "
