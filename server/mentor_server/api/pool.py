@@ -64,7 +64,7 @@ def _mp_context() -> multiprocessing.context.BaseContext:
     # plain fork from this process, which runs an event loop and threads.
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([worker.__name__])
+        context.set_forkserver_preload([worker.__name__, f"{__package__}._preload"])
         return context
     return multiprocessing.get_context("spawn")
 
