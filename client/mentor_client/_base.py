@@ -335,8 +335,10 @@ class BaseClient:
         return RetryState(self._config, replica, retry=retry)
 
     @staticmethod
-    def _body(model: BaseModel) -> Any:
-        return model.model_dump(mode="json", exclude_none=True)
+    def _body(model: BaseModel) -> bytes:
+        # pydantic's own serialiser writes the JSON directly (several times faster than
+        # model_dump followed by json.dumps on a 1024-item batch).
+        return model.model_dump_json(exclude_none=True).encode()
 
     @staticmethod
     def _records_params(run_id: str | None, step: int | None, limit: int | None) -> dict[str, str | int]:
@@ -382,9 +384,7 @@ class BaseClient:
 
 
 # ---------------------------------------------------------------------------- merging chunks
-def merge_score_responses(
-    requests: Sequence[ScoreRequest], responses: Sequence[ScoreResponse]
-) -> ScoreResponse:
+def merge_score_responses(requests: Sequence[ScoreRequest], responses: Sequence[ScoreResponse]) -> ScoreResponse:
     """Re-assemble chunk answers in request order, checking each against its request."""
     for index, (request, response) in enumerate(zip(requests, responses, strict=True)):
         if len(response.results) != len(request.items):
@@ -433,9 +433,7 @@ def merge_batch_stats(results: Sequence[ItemResult], chunk_stats: Sequence[Batch
         if total_calls and all(r.n_invalid_tools is not None for r in scored):
             invalid_tool_rate = sum(r.n_invalid_tools or 0 for r in scored) / total_calls
     elif scored:
-        weighted = [
-            (s.tool_call_rate, s.n_items - s.n_errors) for s in chunk_stats if s.tool_call_rate is not None
-        ]
+        weighted = [(s.tool_call_rate, s.n_items - s.n_errors) for s in chunk_stats if s.tool_call_rate is not None]
         weight = sum(w for _, w in weighted)
         if weight:
             tool_call_rate = sum(rate * w for rate, w in weighted) / weight

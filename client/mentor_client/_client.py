@@ -54,6 +54,13 @@ _V1 = API_PREFIX
 _NOT_READY = (ServerError, TransportError)
 
 
+_JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def _json_headers(body: bytes | None) -> dict[str, str] | None:
+    return _JSON_HEADERS if body is not None else None
+
+
 class RewardClient(BaseClient):
     """Blocking client of the reward service.
 
@@ -103,7 +110,7 @@ class RewardClient(BaseClient):
         method: str,
         path: str,
         *,
-        body: Any = None,
+        body: bytes | None = None,
         params: Mapping[str, str | int] | None = None,
         replica: int | None = None,
         retry: bool = True,
@@ -111,7 +118,9 @@ class RewardClient(BaseClient):
         state = self._retry_state(replica, retry=retry)
         while True:
             try:
-                response = self._http.request(method, state.base_url + path, json=body, params=params)
+                response = self._http.request(
+                    method, state.base_url + path, content=body, headers=_json_headers(body), params=params
+                )
             except httpx.HTTPError as exc:
                 delay = state.after_exception(exc)
             else:
@@ -176,9 +185,7 @@ class RewardClient(BaseClient):
         response = self._send("POST", f"{_V1}/score", body=self._body(request), replica=replica)
         return decode(response, ScoreResponse)
 
-    def _score_in_threads(
-        self, requests: list[ScoreRequest], first: int, workers: int
-    ) -> list[ScoreResponse]:
+    def _score_in_threads(self, requests: list[ScoreRequest], first: int, workers: int) -> list[ScoreResponse]:
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mentor-score")
         futures: list[Future[ScoreResponse]] = [
             pool.submit(self._score_chunk, request, first + i) for i, request in enumerate(requests)
@@ -225,9 +232,7 @@ class RewardClient(BaseClient):
         response = self._send("POST", f"{_V1}/tools/execute", body=self._body(request))
         return decode(response, ExecuteToolResponse)
 
-    def records(
-        self, *, run_id: str | None = None, step: int | None = None, limit: int | None = None
-    ) -> RecordList:
+    def records(self, *, run_id: str | None = None, step: int | None = None, limit: int | None = None) -> RecordList:
         """Recorded scores (when the service records), filtered by run and step."""
         params = self._records_params(run_id, step, limit)
         return decode(self._send("GET", f"{_V1}/records", params=params), RecordList)
@@ -290,7 +295,7 @@ class AsyncRewardClient(BaseClient):
         method: str,
         path: str,
         *,
-        body: Any = None,
+        body: bytes | None = None,
         params: Mapping[str, str | int] | None = None,
         replica: int | None = None,
         retry: bool = True,
@@ -298,7 +303,9 @@ class AsyncRewardClient(BaseClient):
         state = self._retry_state(replica, retry=retry)
         while True:
             try:
-                response = await self._http.request(method, state.base_url + path, json=body, params=params)
+                response = await self._http.request(
+                    method, state.base_url + path, content=body, headers=_json_headers(body), params=params
+                )
             except httpx.HTTPError as exc:
                 delay = state.after_exception(exc)
             else:

@@ -125,9 +125,7 @@ class LocalBackend:
     ) -> ScoringEngine:
         from mentor_server.scoring import ScoringConfigError, ScoringEngine
 
-        tools_key = (
-            json.dumps([dict(t) for t in tools], sort_keys=True) if tools is not None else f"name:{toolset}"
-        )
+        tools_key = json.dumps([dict(t) for t in tools], sort_keys=True) if tools is not None else f"name:{toolset}"
         key = (spec.hash, tools_key, parser)
         with self._lock:
             engine = self._engines.get(key)

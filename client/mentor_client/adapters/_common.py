@@ -35,9 +35,7 @@ ENV_TIMEOUT = "MENTOR_REWARD_TIMEOUT"
 
 # Keys a label / ground-truth object may carry. `tool_calls_used` is the paper's name for the
 # names-only teacher trace.
-_LABEL_KEYS = frozenset(
-    {"ground_truth", "reference", "teacher_tools", "tool_calls_used", "preset", "toolset"}
-)
+_LABEL_KEYS = frozenset({"ground_truth", "reference", "teacher_tools", "tool_calls_used", "preset", "toolset"})
 _MAX_DEPTH = 64
 
 

@@ -75,9 +75,7 @@ def _finished(settings: EnvSettings) -> bool | None:
     return True if settings.finished == "assume" else None
 
 
-def reward_func(
-    queries: Sequence[str], prompts: Sequence[str], labels: Sequence[Any], **kwargs: Any
-) -> dict[str, Any]:
+def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence[Any], **kwargs: Any) -> dict[str, Any]:
     """Score a batch for OpenRLHF.
 
     Returns:

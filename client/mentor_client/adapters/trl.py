@@ -106,9 +106,7 @@ class MentorReward:
         s = self._settings
         urls = s.base_urls or (s.config.base_urls if s.config is not None else None)
         where = "local" if s.local else (list(urls) if urls else "env")
-        what = (
-            f"spec={s.spec.get('name', 'inline') if s.spec else None!r}" if s.spec else f"preset={s.preset!r}"
-        )
+        what = f"spec={s.spec.get('name', 'inline') if s.spec else None!r}" if s.spec else f"preset={s.preset!r}"
         extra = f", component={s.component!r}" if s.component else ""
         return f"MentorReward(name={s.name!r}, {what}, backend={where!r}{extra})"
 
@@ -170,9 +168,7 @@ class MentorReward:
         step = getattr(kwargs.get("trainer_state"), "global_step", None)
         response = await self._scores(items, step, key=(id(prompts), id(completions)))
         if len(response.results) != n:
-            raise ResponseValidationError(
-                f"the reward service returned {len(response.results)} results for {n} items"
-            )
+            raise ResponseValidationError(f"the reward service returned {len(response.results)} results for {n} items")
         values = self._values(response)
         log_metric = kwargs.get("log_metric")
         # Component functions report their score as the reward itself; only the full reward
@@ -231,9 +227,7 @@ class MentorReward:
             for i, completion in enumerate(completions)
         ]
 
-    async def _scores(
-        self, items: list[ScoreItem], step: int | None, *, key: tuple[int, int]
-    ) -> ScoreResponse:
+    async def _scores(self, items: list[ScoreItem], step: int | None, *, key: tuple[int, int]) -> ScoreResponse:
         group = self._settings.group
         if group is None:
             return await self._request(items, step)
@@ -270,9 +264,7 @@ class MentorReward:
         scored = [r for r in response.results if r.error is None]
         if scored and all(component not in r.components for r in scored):
             known = ", ".join(scored[0].components) or "none"
-            raise ValueError(
-                f"component {component!r} is not part of this reward spec; its components: {known}"
-            )
+            raise ValueError(f"component {component!r} is not part of this reward spec; its components: {known}")
         return [r.components.get(component) if r.error is None else None for r in response.results]
 
 

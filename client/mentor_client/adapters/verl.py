@@ -118,9 +118,7 @@ def _item(
         ground_truth=fields.get("ground_truth"),
         reference=fields.get("reference") if fields.get("reference") is not None else extra.get("reference"),
         teacher_tools=(
-            fields.get("teacher_tools")
-            if fields.get("teacher_tools") is not None
-            else extra.get("teacher_tools")
+            fields.get("teacher_tools") if fields.get("teacher_tools") is not None else extra.get("teacher_tools")
         ),
         finished=finished,
         where="verl sample",
