@@ -1,0 +1,354 @@
+"""`mentor-train demo`: the whole training stack on one CPU machine, no Docker, in a few minutes.
+
+It is what `make demo` runs and what a new user sees first: generate the benchmark, build the
+tiny tokenizer and model, start the reward service as a real subprocess on a free port (the same
+`python -m mentor_server.cli serve` the compose file runs), warm the model up on teacher traces
+with the plain-torch loop, train a few GRPO steps whose rewards and rollout tool calls go over
+HTTP to that service, evaluate on the in-domain test split and every out-of-domain split, print
+the table, and stop the service. Each stage prints its wall time; `demo.json` records them with
+the service's own request counters (read from its `/metrics`), which prove the rewards and tools
+were served remotely. `RewardServiceProcess` is reused by `experiment.py`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from .runtime import configure_offline
+
+
+# ---------------------------------------------------------------------------- the service process
+def free_port() -> int:
+    """A TCP port that was free a moment ago (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _source_paths() -> list[str]:
+    """Folders holding the server, client and trainer packages, for the child's PYTHONPATH.
+
+    An installed project needs none of this, but the GPU machine runs it from a plain copy of
+    the tree, where the child must find `mentor_server` exactly where this process found it.
+    """
+    import importlib.util
+
+    paths = []
+    for name in ("mentor_trainer", "mentor_client", "mentor_server"):
+        spec = importlib.util.find_spec(name)
+        if spec is None:
+            continue
+        # Editable installs map packages through a finder (`origin` may be unset); the search
+        # locations always name the package folder.
+        folders = list(spec.submodule_search_locations or [])
+        if folders:
+            paths.append(str(Path(folders[0]).resolve().parent))
+    return list(dict.fromkeys(paths))
+
+
+def _requests(metrics: str, route: str) -> int:
+    pattern = rf'^mentor_http_requests_total\{{[^}}]*route="{re.escape(route)}"[^}}]*status="200"[^}}]*\}} (\S+)$'
+    return int(sum(float(m) for m in re.findall(pattern, metrics, re.M)))
+
+
+class RewardServiceProcess:
+    """`python -m mentor_server.cli serve` as a child process in its own process group.
+
+    `start()` returns at once (the service boots while the caller builds data and models);
+    `wait_ready()` blocks until `/readyz` answers 200. `stop()` sends SIGTERM, then kills
+    whatever is left of the group (the scoring workers). Use it as a context manager.
+    """
+
+    def __init__(self, port: int | None = None, workers: int | None = None, log_path: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.workers = workers or (os.cpu_count() or 1)
+        self.log_path = log_path
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.ready_s: float | None = None
+        self._started = 0.0
+
+    def start(self) -> RewardServiceProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MENTOR_")}
+        env.update(MENTOR_WORKERS=str(self.workers), MENTOR_LOG_LEVEL="warning")
+        env["PYTHONPATH"] = os.pathsep.join([*_source_paths(), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        out: Any = subprocess.DEVNULL
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            out = self.log_path.open("ab")
+        self._started = time.perf_counter()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "mentor_server.cli", "serve", "--port", str(self.port)],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own group: stop() reaches the scoring workers too
+            )
+        finally:
+            if out is not subprocess.DEVNULL:
+                out.close()
+        return self
+
+    def log_tail(self) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return "(no log)"
+        return self.log_path.read_text(errors="replace")[-3000:]
+
+    def wait_ready(self, timeout_s: float = 120.0) -> float:
+        """Block until `/readyz` is 200; returns seconds since `start()`."""
+        import httpx
+
+        if self.proc is None:
+            raise RuntimeError("the service was not started")
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the reward service exited with {self.proc.returncode}:\n{self.log_tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.base_url + "/readyz", timeout=1.0).status_code == 200:
+                    self.ready_s = round(time.perf_counter() - self._started, 2)
+                    return self.ready_s
+            time.sleep(0.1)
+        raise TimeoutError(f"the reward service was not ready within {timeout_s} s:\n{self.log_tail()}")
+
+    def metrics(self) -> str:
+        import httpx
+
+        return httpx.get(self.base_url + "/metrics", timeout=10.0).text
+
+    def request_counts(self) -> dict[str, int]:
+        """Successful requests so far, per route the trainer uses."""
+        text = self.metrics()
+        return {route: _requests(text, route) for route in ("/v1/score", "/v1/tools/execute")}
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(15)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        if self.proc.poll() is None:
+            self.proc.wait(10)
+
+    def __enter__(self) -> RewardServiceProcess:
+        return self.start() if self.proc is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# ---------------------------------------------------------------------------- progress
+class Stages:
+    """Numbered stage lines with wall times, collected for the JSON report."""
+
+    def __init__(self, total: int, stream: TextIO | None = None) -> None:
+        self.total = total
+        self.stream = stream or sys.stdout
+        self.seconds: dict[str, float] = {}
+        self._count = 0
+        self._t0 = time.perf_counter()
+
+    def say(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    @contextlib.contextmanager
+    def stage(self, name: str, what: str) -> Iterator[None]:
+        self._count += 1
+        self.say(f"[{self._count}/{self.total}] {what} ...")
+        started = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - started, 2)
+        self.say(f"[{self._count}/{self.total}] {name}: {self.seconds[name]:.1f} s")
+
+    @property
+    def elapsed(self) -> float:
+        return round(time.perf_counter() - self._t0, 2)
+
+
+# ---------------------------------------------------------------------------- the demo
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    """Sizes of each stage; the defaults fit ~1-2 minutes on 2 cores, `quick()` about half."""
+
+    seed: int = 0
+    train_rows: int = 256
+    eval_rows: int = 50  # per split, and the rows generated for each test split
+    warm_family: str = "add"  # one family's format is learned in ~100 plain-torch steps
+    warm_rows: int = 16
+    warm_steps: int = 100
+    grpo_steps: int = 8
+    grpo_preset: str = "flexible"
+    temperature: float = 0.8
+    max_completion_length: int = 64
+    eval_max_turns: int = 4
+    eval_max_new_tokens: int = 64
+    workers: int | None = None  # scoring processes; default min(2, cores)
+
+    @classmethod
+    def quick(cls, **changes: Any) -> DemoOptions:
+        base = {"train_rows": 128, "eval_rows": 6, "grpo_steps": 3, "eval_max_turns": 3, "eval_max_new_tokens": 48}
+        return cls(**{**base, **changes})
+
+
+def run_demo(
+    workdir: str | Path, options: DemoOptions | None = None, *, port: int | None = None, keep: bool = False
+) -> dict[str, Any]:
+    """Run every stage; write `workdir/demo.json` and `workdir/eval/`; return the report.
+
+    Without `keep`, the data and model folders are removed at the end (the reports stay).
+    """
+    configure_offline()
+    options = options or DemoOptions()
+    workdir = Path(workdir)
+    if workdir.exists():
+        for name in ("data", "tiny", "warm", "grpo", "eval", "demo.json", "service.log"):
+            target = workdir / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    workdir.mkdir(parents=True, exist_ok=True)
+    data, tiny, warm, grpo = (workdir / n for n in ("data", "tiny", "warm", "grpo"))
+    stages = Stages(total=6)
+    workers = options.workers or min(2, os.cpu_count() or 1)
+    service = RewardServiceProcess(port, workers, workdir / "service.log").start()
+    stages.say(f"reward service starting on {service.base_url} ({workers} scoring workers), log {service.log_path}")
+    report: dict[str, Any] = {"workdir": str(workdir), "options": asdict(options), "service": service.base_url}
+    try:
+        with stages.stage("data", "generating the benchmark (train, test, out-of-domain splits)"):
+            from .benchmark import BenchmarkSizes, generate_benchmark, write_benchmark
+
+            sizes = BenchmarkSizes(train=options.train_rows, test=options.eval_rows, ood=options.eval_rows)
+            splits = generate_benchmark(seed=options.seed, sizes=sizes)
+            manifest = write_benchmark(data, splits, seed=options.seed, parquet=False)
+            stages.say("      " + ", ".join(f"{k} {v['rows']}" for k, v in manifest["splits"].items()))
+
+        with stages.stage("tiny_model", "training the tokenizer on the benchmark text, building the tiny model"):
+            from .chat import render_conversation
+            from .tiny import TinyModelConfig, build_tiny
+
+            corpus = [render_conversation(r["messages"]) for rows in splits.values() for r in rows]
+            built = build_tiny(tiny, TinyModelConfig(seed=options.seed), corpus)
+            stages.say(f"      {built['parameters']:,} parameters, vocabulary {built['vocab_size']}")
+
+        with stages.stage("sft", f"SFT warm start: plain torch on {options.warm_rows} '{options.warm_family}' traces"):
+            from .sft import run_overfit
+
+            sft = run_overfit(
+                data,
+                tiny,
+                warm,
+                limit=options.warm_rows,
+                families=(options.warm_family,),
+                steps=options.warm_steps,
+                seconds=None,
+                learning_rate=1e-2,
+                seed=options.seed,
+                progress=False,
+            )
+            stages.say(f"      {sft['steps']} steps, loss {sft['first_loss']:.3f} -> {sft['last_loss']:.3f}")
+        report["sft"] = sft
+
+        with stages.stage(
+            "grpo", f"GRPO ({options.grpo_steps} steps, preset {options.grpo_preset}), rewards over HTTP"
+        ):
+            ready = service.wait_ready()
+            stages.say(f"      service ready ({ready:.1f} s after start)")
+            before = service.request_counts()
+            from .grpo import GRPOOptions, RewardSource, reward_metrics, run_grpo
+
+            source = RewardSource(base_url=service.base_url, preset=options.grpo_preset, run_id="demo")
+            grpo_options = GRPOOptions(
+                families=(options.warm_family,),
+                max_steps=options.grpo_steps,
+                temperature=options.temperature,
+                max_completion_length=options.max_completion_length,
+                seed=options.seed,
+            )
+            summary = run_grpo(data, warm, grpo, source, grpo_options)
+            series = reward_metrics(summary.pop("log_history"), summary["reward"]["components"])
+            after = service.request_counts()
+            summary["service_requests"] = {k: after[k] - before[k] for k in after}
+            for key in ("reward", "frac_reward_zero_std", "tools/call_frequency"):
+                if key in series:
+                    stages.say(f"      {key}: {' '.join(f'{v:.3f}' for v in series[key])}")
+            stages.say(
+                f"      service answered {summary['service_requests']['/v1/score']} score and "
+                f"{summary['service_requests']['/v1/tools/execute']} tool requests"
+            )
+        report["grpo"] = {**summary, "reward_series": series}
+
+        with stages.stage("eval", "evaluating on the in-domain test split and every out-of-domain split"):
+            from .evaluate import EvalOptions, run_eval
+            from .tools import ToolRunner
+
+            present = {p.stem for p in data.glob("*.jsonl")} - {"train"}
+            first = [n for n in ("test", "ood_long", "ood_combo") if n in present]
+            names = first + sorted(present - set(first))
+            eval_options = EvalOptions(
+                splits=tuple(names),
+                limit=options.eval_rows,
+                max_turns=options.eval_max_turns,
+                max_new_tokens=options.eval_max_new_tokens,
+                seed=options.seed,
+            )
+            runner = ToolRunner(service.base_url)
+            try:
+                result = run_eval(data, grpo, runner, eval_options, out=workdir / "eval", progress=False)
+            finally:
+                runner.close()
+        report["eval"] = {k: v for k, v in result.items() if k != "table"}
+        report["service_requests_total"] = service.request_counts()
+    finally:
+        with stages.stage("stop", "stopping the reward service"):
+            service.stop()
+    report["stage_seconds"] = stages.seconds
+    report["seconds"] = stages.elapsed
+    report["table"] = result["table"]
+    (workdir / "demo.json").write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    if not keep:
+        for folder in (data, tiny, warm, grpo):
+            shutil.rmtree(folder, ignore_errors=True)
+    return report
+
+
+def print_report(report: dict[str, Any], keep: bool) -> None:
+    workdir = Path(report["workdir"])
+    print()
+    print(
+        f"GRPO model ({report['grpo']['reward']['preset']} reward, {report['grpo']['steps']} steps), greedy evaluation:"
+    )
+    print(report["table"])
+    print()
+    counts = report["service_requests_total"]
+    print(
+        f"rewards and tools served over HTTP: {counts['/v1/score']} score and {counts['/v1/tools/execute']} "
+        f"tool requests to {report['service']}"
+    )
+    print(
+        "(a ~175k-parameter model trained for seconds on a CPU learns the call format, not the arithmetic: "
+        "expect accuracy near 0; `mentor-train experiment --size gpu` is the run that measures learning)"
+    )
+    print("stage times: " + ", ".join(f"{k} {v:.1f} s" for k, v in report["stage_seconds"].items()))
+    print(f"total {report['seconds']:.1f} s")
+    print(f"report: {workdir / 'demo.json'}; evaluation: {workdir / 'eval' / 'eval.json'} and rollouts.jsonl")
+    if keep:
+        print(f"kept the data and models in {workdir} (data, tiny, warm, grpo)")
