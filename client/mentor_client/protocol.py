@@ -210,6 +210,7 @@ class ScoreRecord(_Wire):
     reward: float | None
     components: dict[str, float | None]
     reason: str
+    error: ErrorInfo | None = None
     created_at: float
 
 

@@ -52,9 +52,7 @@ def test_store_writes_in_order_and_close_drains_the_queue(tmp_path: Path, backen
 
 
 @pytest.mark.parametrize("cls", [SQLiteRecordStore, JSONLRecordStore], ids=["sqlite", "jsonl"])
-def test_flush_makes_appended_rows_readable_and_concurrent_appends_all_land(
-    tmp_path: Path, cls: type
-) -> None:
+def test_flush_makes_appended_rows_readable_and_concurrent_appends_all_land(tmp_path: Path, cls: type) -> None:
     store = cls(tmp_path / ("r.jsonl" if cls is JSONLRecordStore else "r.sqlite3"), flush_interval_s=60)
 
     def writer(run: str) -> None:
@@ -68,9 +66,7 @@ def test_flush_makes_appended_rows_readable_and_concurrent_appends_all_land(
         t.join()
     assert store.flush(5)
     for k in range(4):
-        assert [r["reason"] for r in store.query(run_id=f"run-{k}", limit=1000)] == [
-            f"r{i}" for i in range(50)
-        ]
+        assert [r["reason"] for r in store.query(run_id=f"run-{k}", limit=1000)] == [f"r{i}" for i in range(50)]
     store.close()
 
 
@@ -135,3 +131,15 @@ def test_records_cli_prints_the_filtered_rows(tmp_path: Path, capsys: pytest.Cap
     assert cli_main(["records", "--path", str(tmp_path / "r.sqlite3"), "--format", "summary"]) == 0
     assert "reward=0.5000" in capsys.readouterr().out
     assert cli_main(["records", "--path", str(tmp_path / "missing.sqlite3")]) == 2
+
+
+def test_an_item_error_is_recorded_and_served(make_client: Any, tmp_path: Path) -> None:
+    service: TestClient = make_client(record_backend="sqlite", record_path=tmp_path / "r.sqlite3")
+    good = {"completion": "\\boxed{4}<|im_end|>", "ground_truth": "4", "teacher_tools": ["add"]}
+    bad = {"completion": "x", "reference": {"calls": [{"name": ""}]}}  # valid wire, invalid reference
+    body = service.post("/v1/score", json={"preset": "mentor", "items": [good, bad], "run_id": "err"}).json()
+    assert body["results"][1]["error"] is not None
+    records = service.get("/v1/records", params={"run_id": "err"}).json()["records"]
+    assert records[0]["error"] is None
+    assert records[1]["error"]["type"] == body["results"][1]["error"]["type"]
+    assert records[1]["reward"] is None
