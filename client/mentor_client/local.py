@@ -9,9 +9,6 @@ built, so the SDK itself keeps depending on httpx and pydantic alone.
 
 from __future__ import annotations
 
-import json
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +30,6 @@ from .protocol import (
 
 if TYPE_CHECKING:
     from mentor_server.scoring import RewardSpec, ScoringConfigError, ScoringEngine
-    from mentor_server.toolsets import Toolset
 
 _INSTALL_HINT = "pip install 'mentor-reward[server]'"
 _ENGINE_CACHE_SIZE = 32
@@ -68,16 +64,16 @@ class LocalBackend:
 
     def __init__(self) -> None:
         _require_engine()
-        self._engines: OrderedDict[tuple[str, str, str], ScoringEngine] = OrderedDict()
-        self._lock = threading.Lock()
+        from mentor_server.scoring import EngineCache
+
+        self._engines = EngineCache(size=_ENGINE_CACHE_SIZE)
 
     def __repr__(self) -> str:
         return "LocalBackend()"
 
     # Same shape as the clients, so `with LocalBackend() as backend:` works interchangeably.
     def close(self) -> None:
-        with self._lock:
-            self._engines.clear()
+        self._engines.clear()
 
     def __enter__(self) -> LocalBackend:
         return self
@@ -100,22 +96,6 @@ class LocalBackend:
         except ScoringConfigError as exc:
             raise _bad_request(exc) from exc
 
-    def _toolset(self, toolset: str | None, tools: Sequence[Mapping[str, Any]] | None) -> Toolset | None:
-        from mentor_server.scoring import ScoringConfigError
-        from mentor_server.toolsets import get_toolset, toolset_from_schemas
-
-        if toolset is not None and tools is not None:
-            raise BadRequestError(
-                400,
-                ErrorInfo(type="invalid_config", message="give either 'toolset' or 'tools'", param="tools"),
-            )
-        try:
-            if tools is not None:
-                return toolset_from_schemas([dict(t) for t in tools])
-            return get_toolset(toolset) if toolset is not None else None
-        except ScoringConfigError as exc:
-            raise _bad_request(exc) from exc
-
     def _engine(
         self,
         spec: RewardSpec,
@@ -123,24 +103,17 @@ class LocalBackend:
         tools: Sequence[Mapping[str, Any]] | None,
         parser: str,
     ) -> ScoringEngine:
-        from mentor_server.scoring import ScoringConfigError, ScoringEngine
+        from mentor_server.scoring import ScoringConfigError
 
-        tools_key = json.dumps([dict(t) for t in tools], sort_keys=True) if tools is not None else f"name:{toolset}"
-        key = (spec.hash, tools_key, parser)
-        with self._lock:
-            engine = self._engines.get(key)
-            if engine is not None:
-                self._engines.move_to_end(key)
-                return engine
+        if toolset is not None and tools is not None:
+            raise BadRequestError(
+                400,
+                ErrorInfo(type="invalid_config", message="give either 'toolset' or 'tools'", param="tools"),
+            )
         try:
-            engine = ScoringEngine(spec, self._toolset(toolset, tools), parser=parser)
+            return self._engines.get(spec, toolset=toolset, tools=tools, parser=parser)
         except ScoringConfigError as exc:
             raise _bad_request(exc) from exc
-        with self._lock:
-            self._engines[key] = engine
-            while len(self._engines) > _ENGINE_CACHE_SIZE:
-                self._engines.popitem(last=False)
-        return engine
 
     # ------------------------------------------------------------------ API
     def score(
@@ -233,8 +206,13 @@ class LocalBackend:
         Raises BadRequestError for the caller's mistakes: an unknown toolset, a tool without
         implementation.
         """
-        found = self._toolset(toolset, None)
-        assert found is not None  # a name was given
+        from mentor_server.scoring import ScoringConfigError
+        from mentor_server.toolsets import get_toolset
+
+        try:
+            found = get_toolset(toolset)
+        except ScoringConfigError as exc:
+            raise _bad_request(exc) from exc
         tool = found.tools.get(name)
         if tool is not None and not tool.executable:
             message = f"tool {name!r} has no implementation here"

@@ -163,9 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     score.add_argument("input", help="JSONL file, or - for stdin")
-    score.add_argument(
-        "--preset", default="mentor", help="preset name (default: mentor; see `mentor-reward presets`)"
-    )
+    score.add_argument("--preset", default="mentor", help="preset name (default: mentor; see `mentor-reward presets`)")
     score.add_argument("--spec", help="a reward spec file (JSON or YAML) instead of a preset")
     score.add_argument("--toolset", help="toolset name (default: the spec's own, e.g. calculator)")
     score.add_argument(

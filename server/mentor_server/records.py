@@ -122,9 +122,7 @@ class RecordStore(ABC):
         self, run_id: str | None = None, step: int | None = None, limit: int = 1000, offset: int = 0
     ) -> list[Row]:
         self.flush()
-        return query_records(
-            self.path, run_id=run_id, step=step, limit=limit, offset=offset, backend=self.backend
-        )
+        return query_records(self.path, run_id=run_id, step=step, limit=limit, offset=offset, backend=self.backend)
 
     # ------------------------------------------------------------------ writer thread
     def _writer(self) -> None:
@@ -133,9 +131,7 @@ class RecordStore(ABC):
         first_at: float | None = None
         stop = False
         while not stop:
-            timeout = (
-                None if first_at is None else max(0.0, first_at + self.flush_interval_s - time.monotonic())
-            )
+            timeout = None if first_at is None else max(0.0, first_at + self.flush_interval_s - time.monotonic())
             try:
                 kind, payload = self._queue.get(timeout=timeout)
             except queue.Empty:

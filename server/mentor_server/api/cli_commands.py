@@ -42,9 +42,7 @@ def _records(args: argparse.Namespace) -> int:
 
 def _summary_line(row: dict[str, Any]) -> str:
     reward = "error" if row.get("reward") is None else f"{row['reward']:.4f}"
-    components = " ".join(
-        f"{k}={'-' if v is None else f'{v:.3g}'}" for k, v in (row.get("components") or {}).items()
-    )
+    components = " ".join(f"{k}={'-' if v is None else f'{v:.3g}'}" for k, v in (row.get("components") or {}).items())
     where = f"run={row.get('run_id')} step={row.get('step')} preset={row.get('preset')}"
     return f"{where} reward={reward} {components}"
 

@@ -79,16 +79,12 @@ class ServiceMetrics:
         self.batches_in_flight = Gauge(
             "mentor_scoring_batches_in_flight", "Batches being scored now", registry=self.registry
         )
-        self.component_scores = _RunningMeans(
-            "mentor_component_score", "Component scores (running mean)", "component"
-        )
+        self.component_scores = _RunningMeans("mentor_component_score", "Component scores (running mean)", "component")
         self.rewards = _RunningMeans("mentor_reward", "Rewards of scored items (running mean)", "preset")
         self.registry.register(self.component_scores)
         self.registry.register(self.rewards)
 
-    def record_batch(
-        self, preset: str, results: Sequence[Mapping[str, object]], stats: Mapping[str, object]
-    ) -> None:
+    def record_batch(self, preset: str, results: Sequence[Mapping[str, object]], stats: Mapping[str, object]) -> None:
         """Account one scored batch (result dicts in the shape `worker.result_dict` makes)."""
         self.items_scored.labels(preset).inc(len(results))
         reward_sum = 0.0

@@ -280,9 +280,7 @@ class ScoringPool:
         """Chunk bounds: about `chunks_per_worker` chunks per worker, none under `min_chunk_items`."""
         if n_items == 0:
             return []
-        n_chunks = max(
-            1, min(self.workers * self._chunks_per_worker, math.ceil(n_items / self._min_chunk_items))
-        )
+        n_chunks = max(1, min(self.workers * self._chunks_per_worker, math.ceil(n_items / self._min_chunk_items)))
         size = math.ceil(n_items / n_chunks)
         return [(start, min(start + size, n_items)) for start in range(0, n_items, size)]
 
@@ -304,18 +302,14 @@ class ScoringPool:
         except WorkerCrashed:
             if len(items) == 1:
                 return [await self._score_alone(config, items[0], retry_crash=True)]
-        return list(
-            await asyncio.gather(*(self._score_alone(config, item, retry_crash=True) for item in items))
-        )
+        return list(await asyncio.gather(*(self._score_alone(config, item, retry_crash=True) for item in items)))
 
     def _timeout_result(self) -> Result:
         return worker.error_result(
             "timeout", f"scoring this item took longer than its limit of {self.item_timeout_s:g} s"
         )
 
-    async def _score_alone(
-        self, config: dict[str, Any], item: dict[str, Any], *, retry_crash: bool
-    ) -> Result:
+    async def _score_alone(self, config: dict[str, Any], item: dict[str, Any], *, retry_crash: bool) -> Result:
         try:
             results = await self._run(
                 self._score_fn,

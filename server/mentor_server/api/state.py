@@ -30,13 +30,14 @@ from ..scoring import (
     ScoringEngine,
     batch_stats,
     resolve_spec,
+    resolve_toolset,
+    tools_key,
 )
 from ..scoring.parsing import get_parser
 from .errors import ApiError
 from .metrics import ServiceMetrics
 from .pool import ScoringPool
 from .settings import ServiceSettings
-from .worker import resolve_toolset, tools_key
 
 _CONFIG_CACHE_SIZE = 256
 
@@ -75,9 +76,7 @@ class ServiceState:
     ) -> ResolvedConfig:
         """Validate a reward choice (cached: GRPO sends the same one every step)."""
         key = hashlib.sha256(
-            json.dumps(
-                [preset, spec, overrides, toolset, tools, parser], sort_keys=True, default=str
-            ).encode()
+            json.dumps([preset, spec, overrides, toolset, tools, parser], sort_keys=True, default=str).encode()
         ).hexdigest()
         cached = self._configs.get(key)
         if cached is not None:
@@ -85,9 +84,7 @@ class ServiceState:
             return cached
         resolved_spec = resolve_spec(preset=preset, spec=spec, overrides=overrides)
         if tools is not None and not tools:
-            raise ScoringConfigError(
-                "'tools' must list at least one tool schema (or be left out)", param="tools"
-            )
+            raise ScoringConfigError("'tools' must list at least one tool schema (or be left out)", param="tools")
         toolset_obj = resolve_toolset(toolset, tools)
         # Building an engine here compiles every component option, so a bad one is a 400 now and
         # never a worker-side surprise.

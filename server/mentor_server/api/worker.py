@@ -20,20 +20,17 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import hashlib
 import json
 import math
 import os
 import signal
 import time
-from collections import OrderedDict
 from typing import Any
 
-from ..scoring import ItemScore, RewardSpec, ScoringEngine
-from ..toolsets import Toolset, get_toolset, load_toolsets_file, register_toolset, toolset_from_schemas
+from ..scoring import EngineCache, ItemScore, ScoringEngine
+from ..toolsets import get_toolset, load_toolsets_file, register_toolset
 
-_ENGINE_CACHE_SIZE = 64
-_engines: OrderedDict[tuple[str, str, str], ScoringEngine] = OrderedDict()
+_engines = EngineCache(size=64)
 
 
 def init_worker(toolset_files: list[str], nice: int = 5) -> None:
@@ -63,40 +60,14 @@ def warm_up(delay_ms: int = 0) -> int:
     return os.getpid()
 
 
-def tools_key(tools: list[dict[str, Any]] | None) -> str:
-    if not tools:
-        return ""
-    canonical = json.dumps(tools, sort_keys=True, separators=(",", ":"), default=str)
-    return "inline:" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-def resolve_toolset(name: str | None, tools: list[dict[str, Any]] | None) -> Toolset | None:
-    """Inline schemas win over a name; with neither, the engine falls back to the spec's toolset."""
-    if tools:
-        return toolset_from_schemas(tools)
-    if name:
-        return get_toolset(name)
-    return None
-
-
 def engine_for(config: dict[str, Any]) -> ScoringEngine:
-    key = (
-        config["spec_hash"],
-        config.get("toolset") or tools_key(config.get("tools")),
-        config.get("parser") or "auto",
+    return _engines.get(
+        config["spec"],
+        spec_hash=config["spec_hash"],
+        toolset=config.get("toolset"),
+        tools=config.get("tools"),
+        parser=config.get("parser"),
     )
-    engine = _engines.get(key)
-    if engine is not None:
-        _engines.move_to_end(key)
-        return engine
-    spec = RewardSpec.from_dict(config["spec"])
-    engine = ScoringEngine(
-        spec, resolve_toolset(config.get("toolset"), config.get("tools")), config.get("parser")
-    )
-    _engines[key] = engine
-    if len(_engines) > _ENGINE_CACHE_SIZE:
-        _engines.popitem(last=False)
-    return engine
 
 
 def error_result(type: str, message: str, param: str | None = None) -> dict[str, Any]:

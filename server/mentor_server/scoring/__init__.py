@@ -14,7 +14,7 @@ Pure Python: importing it pulls in no web, HTTP or ML framework (a test checks `
     1.1
 """
 
-from .engine import ScoringEngine, batch_stats, item_from_dict
+from .engine import EngineCache, ScoringEngine, batch_stats, item_from_dict, resolve_toolset, tools_key
 from .presets import PresetDescription, get_preset, list_presets, preset_names, register_preset, resolve_spec
 from .spec import COMPONENT_NAMES, GATE_CONDITIONS, RewardSpec
 from .types import (
@@ -33,6 +33,7 @@ __all__ = [
     "COMPONENT_NAMES",
     "GATE_CONDITIONS",
     "ComponentResult",
+    "EngineCache",
     "ItemError",
     "ItemScore",
     "ParsedRollout",
@@ -51,4 +52,6 @@ __all__ = [
     "preset_names",
     "register_preset",
     "resolve_spec",
+    "resolve_toolset",
+    "tools_key",
 ]

@@ -155,9 +155,7 @@ _NOISE_HINT = re.compile(r"left|right|big|Big|style")
 _WHITESPACE = re.compile(r"\s+")
 # Keep a space only where it separates two word characters (`\pi r`, `2 3`).
 _LOOSE_SPACE = re.compile(r" (?!\w)|(?<!\w) ")
-_TEXT_WRAPPER = re.compile(
-    r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mathit|mbox|operatorname)\s*\{([^{}]*)\}"
-)
+_TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mathit|mbox|operatorname)\s*\{([^{}]*)\}")
 
 
 def _canonical(s: str) -> str:
@@ -883,9 +881,7 @@ class AnswerJudge:
             if answer.symbolic_state == _REJECTED:
                 if answer.symbolic_note == "timeout":
                     return AnswerVerdict(False, "symbolic", "timeout")
-                return AnswerVerdict(
-                    False, "symbolic", f"{side} too complex to check: {answer.symbolic_note}"
-                )
+                return AnswerVerdict(False, "symbolic", f"{side} too complex to check: {answer.symbolic_note}")
             if not answer.symbolic:
                 return AnswerVerdict(False, "symbolic", f"{side} could not be parsed")
         try:

@@ -95,9 +95,7 @@ class OutcomeOptions:
 
 def compile_outcome(options: Mapping[str, Any]) -> OutcomeOptions:
     opts = _options(options, {"answer_from": "boxed", "judge": {}}, "outcome")
-    answer_from = _choice(
-        opts["answer_from"], ("boxed", "boxed_or_final"), "components.outcome.options.answer_from"
-    )
+    answer_from = _choice(opts["answer_from"], ("boxed", "boxed_or_final"), "components.outcome.options.answer_from")
     if not isinstance(opts["judge"], dict):
         raise ScoringConfigError(
             "components.outcome.options.judge must be an object", param="components.outcome.options.judge"
@@ -135,9 +133,7 @@ def tool_names_component(ctx: ItemContext, options: ToolNamesOptions) -> Compone
         known = ctx.toolset.names
         names = [n for n in names if n in known]
     score = matching.tool_name_score(names, teacher, options.mode)
-    return ComponentResult(
-        score, f"{options.mode} {score:.2f} ({len(names)} student vs {len(teacher)} teacher calls)"
-    )
+    return ComponentResult(score, f"{options.mode} {score:.2f} ({len(names)} student vs {len(teacher)} teacher calls)")
 
 
 # ---------------------------------------------------------------------------- arguments
@@ -145,9 +141,7 @@ def compile_arguments(options: Mapping[str, Any]) -> matching.ValueMatchOptions:
     try:
         return matching.ValueMatchOptions.from_dict(dict(options))
     except ScoringConfigError as exc:
-        raise ScoringConfigError(
-            str(exc), param=f"components.arguments.options.{exc.param or ''}".rstrip(".")
-        ) from exc
+        raise ScoringConfigError(str(exc), param=f"components.arguments.options.{exc.param or ''}".rstrip(".")) from exc
 
 
 def arguments_component(ctx: ItemContext, options: matching.ValueMatchOptions) -> ComponentResult:
@@ -311,17 +305,11 @@ def strict_sequence_component(ctx: ItemContext, options: matching.ValueMatchOpti
     valid = [c for c in ctx.parsed.calls if c.is_valid]
     if reference.names_only:
         same = [c.name for c in valid] == list(reference.names) and len(valid) == len(ctx.parsed.calls)
-        return ComponentResult(
-            1.0 if same else 0.0, "name sequence matches" if same else "name sequence differs"
-        )
+        return ComponentResult(1.0 if same else 0.0, "name sequence matches" if same else "name sequence differs")
     if len(valid) != len(ctx.parsed.calls):
         return ComponentResult(0.0, "malformed call")
-    score = matching.strict_sequence_match(
-        valid, reference.calls, options, possible_answers=reference.possible_answers
-    )
-    return ComponentResult(
-        score, "exact replication" if score == 1.0 else "differs from the teacher's sequence"
-    )
+    score = matching.strict_sequence_match(valid, reference.calls, options, possible_answers=reference.possible_answers)
+    return ComponentResult(score, "exact replication" if score == 1.0 else "differs from the teacher's sequence")
 
 
 # ---------------------------------------------------------------------------- ToolRL
@@ -350,7 +338,5 @@ COMPONENTS: dict[str, ComponentDef] = {
     "schema_valid": ComponentDef(compile_no_options("schema_valid"), schema_valid_component),
     "efficiency": ComponentDef(compile_efficiency, efficiency_component),
     "strict_sequence": ComponentDef(compile_strict, strict_sequence_component),
-    "toolrl_correctness": ComponentDef(
-        compile_no_options("toolrl_correctness"), toolrl_correctness_component
-    ),
+    "toolrl_correctness": ComponentDef(compile_no_options("toolrl_correctness"), toolrl_correctness_component),
 }

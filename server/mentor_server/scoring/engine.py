@@ -12,10 +12,14 @@ An item never fails its batch: malformed model output is scored; an item that ca
 
 from __future__ import annotations
 
+import hashlib
+import json
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..toolsets import Toolset, get_toolset
+from ..toolsets import Toolset, get_toolset, toolset_from_schemas
 from .answers import AnswerJudge, extract_boxed, strip_boxed
 from .components import COMPONENTS, ItemContext, OutcomeOptions, invalid_tool_names
 from .parsing import named_calls, parse_completion
@@ -91,9 +95,7 @@ class ScoringEngine:
 
     def score_item(self, item: ScoringItem) -> ItemScore:
         spec = self.spec
-        parsed = parse_completion(
-            item.completion, parser=self.parser, eos_token=spec.eos_token, finished=item.finished
-        )
+        parsed = parse_completion(item.completion, parser=self.parser, eos_token=spec.eos_token, finished=item.finished)
         answer = self._answer(parsed)
         correct: bool | None
         if not item.ground_truth:
@@ -104,9 +106,7 @@ class ScoringEngine:
             verdict = self.judge.judge(answer, item.ground_truth)
             correct, outcome_reason = verdict.correct, verdict.reason
         named = named_calls(parsed)
-        ctx = ItemContext(
-            item, parsed, self.toolset, answer, correct, outcome_reason, named, self._execution_cache
-        )
+        ctx = ItemContext(item, parsed, self.toolset, answer, correct, outcome_reason, named, self._execution_cache)
 
         results: dict[str, ComponentResult] = {}
         for name, _weight, _scale, options in self._compiled:
@@ -117,9 +117,7 @@ class ScoringEngine:
         gate = self._fired_gate(parsed, answer, item, ctx)
         if gate is not None:
             when, value = gate
-            return ItemScore(
-                value, components, f"gate {when} → {value:g}", None, len(parsed.calls), n_invalid
-            )
+            return ItemScore(value, components, f"gate {when} → {value:g}", None, len(parsed.calls), n_invalid)
 
         reward = spec.bias
         wrong = correct is False
@@ -177,6 +175,69 @@ def _error_score(kind: str, message: str, param: str | None) -> ItemScore:
     return ItemScore(None, {}, message, ItemError(kind, message, param))
 
 
+# ---------------------------------------------------------------------------- engine reuse
+def tools_key(tools: Sequence[Mapping[str, Any]] | None) -> str:
+    """A short stable key for inline tool schemas ("" when there are none)."""
+    if not tools:
+        return ""
+    canonical = json.dumps([dict(t) for t in tools], sort_keys=True, separators=(",", ":"), default=str)
+    return "inline:" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def resolve_toolset(name: str | None, tools: Sequence[Mapping[str, Any]] | None) -> Toolset | None:
+    """Inline schemas win over a name; with neither, the engine falls back to the spec's toolset."""
+    if tools:
+        return toolset_from_schemas([dict(t) for t in tools])
+    if name:
+        return get_toolset(name)
+    return None
+
+
+class EngineCache:
+    """Engines built once per (spec, toolset, parser) and reused, least recently used evicted.
+
+    Building an engine compiles the spec's options and the answer judge, and the engine keeps
+    the judge's and the tool executions' caches, so the service's workers and the client's
+    local backend both keep engines across batches. Safe to share between threads.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._engines: OrderedDict[tuple[str, str, str], ScoringEngine] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(
+        self,
+        spec: RewardSpec | Mapping[str, Any],
+        *,
+        spec_hash: str | None = None,
+        toolset: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        parser: str | None = None,
+    ) -> ScoringEngine:
+        """The engine for this spec; `spec_hash` (when known) skips validating a cached spec."""
+        if spec_hash is None:
+            spec = spec if isinstance(spec, RewardSpec) else RewardSpec.from_dict(dict(spec))
+            spec_hash = spec.hash
+        key = (spec_hash, tools_key(tools) or f"name:{toolset or ''}", parser or "auto")
+        with self._lock:
+            engine = self._engines.get(key)
+            if engine is not None:
+                self._engines.move_to_end(key)
+                return engine
+        built = spec if isinstance(spec, RewardSpec) else RewardSpec.from_dict(dict(spec))
+        engine = ScoringEngine(built, resolve_toolset(toolset, tools), parser)
+        with self._lock:
+            self._engines[key] = engine
+            while len(self._engines) > self._size:
+                self._engines.popitem(last=False)
+        return engine
+
+    def clear(self) -> None:
+        with self._lock:
+            self._engines.clear()
+
+
 # ---------------------------------------------------------------------------- input
 def item_from_dict(data: Mapping[str, Any]) -> ScoringItem:
     """Read one wire/JSONL item (the shape of `protocol.ScoreItem`). Unknown fields are ignored.
@@ -227,18 +288,14 @@ def _reference_from(data: Mapping[str, Any]) -> ReferenceTrace:
     raw = data.get("reference")
     if raw is not None:
         if not isinstance(raw, Mapping):
-            raise ScoringConfigError(
-                "'reference' must be an object with 'calls' and 'answer'", param="reference"
-            )
+            raise ScoringConfigError("'reference' must be an object with 'calls' and 'answer'", param="reference")
         calls_raw = raw.get("calls", [])
         if not isinstance(calls_raw, list):
             raise ScoringConfigError("'reference.calls' must be a list", param="reference.calls")
         calls = []
         for i, call in enumerate(calls_raw):
             if not isinstance(call, Mapping):
-                raise ScoringConfigError(
-                    "each reference call must be an object", param=f"reference.calls[{i}]"
-                )
+                raise ScoringConfigError("each reference call must be an object", param=f"reference.calls[{i}]")
             name = call.get("name")
             if not isinstance(name, str) or not name:
                 raise ScoringConfigError(
@@ -248,9 +305,7 @@ def _reference_from(data: Mapping[str, Any]) -> ReferenceTrace:
             if arguments is None:
                 arguments = {}
             if not isinstance(arguments, dict):
-                raise ScoringConfigError(
-                    "'arguments' must be an object", param=f"reference.calls[{i}].arguments"
-                )
+                raise ScoringConfigError("'arguments' must be an object", param=f"reference.calls[{i}].arguments")
             calls.append(ReferenceCall(name, arguments, call.get("result")))
         answer = raw.get("answer")
         if answer is not None and not isinstance(answer, (str, int, float)):

@@ -200,9 +200,7 @@ def tool_name_score(student: Sequence[str], teacher: Sequence[str], mode: str) -
     if mode == "any_overlap":
         return 1.0 if set(student) & set(teacher) else 0.0
     if mode not in ("f1", "multiset_f1", "order"):
-        raise ScoringConfigError(
-            f"unknown tool-name mode {mode!r}; known: {', '.join(TOOL_NAME_MODES)}", param="mode"
-        )
+        raise ScoringConfigError(f"unknown tool-name mode {mode!r}; known: {', '.join(TOOL_NAME_MODES)}", param="mode")
     if not student and not teacher:
         return 1.0
     if not student or not teacher:
@@ -374,9 +372,7 @@ def _dict_similarity(
     if not keys:
         return 1.0
     total = sum(
-        _similarity(student[k], reference[k], options, depth + 1)
-        for k in keys
-        if k in student and k in reference
+        _similarity(student[k], reference[k], options, depth + 1) for k in keys if k in student and k in reference
     )
     return total / len(keys)
 
@@ -402,17 +398,13 @@ def _similarity(student: Any, reference: Any, options: ValueMatchOptions, depth:
     if isinstance(student, str) and isinstance(reference, str):
         return _string_similarity(student, reference, options)
     if isinstance(student, list | tuple) and isinstance(reference, list | tuple):
-        return _list_similarity(
-            student, reference, lambda s, r: _similarity(s, r, options, depth + 1), options
-        )
+        return _list_similarity(student, reference, lambda s, r: _similarity(s, r, options, depth + 1), options)
     if isinstance(student, dict) and isinstance(reference, dict):
         return _dict_similarity(student, reference, options, depth)
     return _coerced(student, reference, options)
 
 
-def value_similarity(
-    student: JSONValue, reference: JSONValue, *, options: ValueMatchOptions = _DEFAULT
-) -> float:
+def value_similarity(student: JSONValue, reference: JSONValue, *, options: ValueMatchOptions = _DEFAULT) -> float:
     """Similarity of two JSON values in [0, 1]; 1.0 means equal under the options' rules.
 
     Lists are compared in order (or as multisets with `unordered_lists`), with missing or extra
@@ -443,9 +435,7 @@ def _as_acceptable(value: Any) -> list[Any]:
     return value if isinstance(value, list) and value else [value]
 
 
-def _best_acceptable(
-    student: Any, acceptable: Sequence[Any], options: ValueMatchOptions, depth: int
-) -> float:
+def _best_acceptable(student: Any, acceptable: Sequence[Any], options: ValueMatchOptions, depth: int) -> float:
     if student is MISSING:
         return 1.0 if _is_optional(acceptable) else 0.0
     best = 0.0
@@ -502,18 +492,14 @@ def acceptable_value_score(
     1.0
     """
     if not isinstance(acceptable, list) or not acceptable:
-        raise ScoringConfigError(
-            f"acceptable values must be a non-empty list, got {acceptable!r}", param="acceptable"
-        )
+        raise ScoringConfigError(f"acceptable values must be a non-empty list, got {acceptable!r}", param="acceptable")
     return _best_acceptable(student_value, acceptable, options, 0)
 
 
 # ---------------------------------------------------------------------------- calls
 def _check_reference_arguments(ref: ReferenceCall, possible_answers: bool) -> None:
     if not isinstance(ref.arguments, dict):
-        raise ScoringConfigError(
-            f"reference call {ref.name!r}: arguments must be an object", param="arguments"
-        )
+        raise ScoringConfigError(f"reference call {ref.name!r}: arguments must be an object", param="arguments")
     if possible_answers:
         for key, acceptable in ref.arguments.items():
             if not isinstance(acceptable, list) or not acceptable:
@@ -540,14 +526,9 @@ def _argument_similarity(
     key_score = shared / union
     if expected:
         if possible_answers:
-            values = [
-                _best_acceptable(student.get(k, MISSING), ref.arguments[k], options, 0) for k in expected
-            ]
+            values = [_best_acceptable(student.get(k, MISSING), ref.arguments[k], options, 0) for k in expected]
         else:
-            values = [
-                _similarity(student[k], ref.arguments[k], options, 0) if k in student else 0.0
-                for k in expected
-            ]
+            values = [_similarity(student[k], ref.arguments[k], options, 0) if k in student else 0.0 for k in expected]
         value_score = sum(values) / len(values)
     else:
         value_score = 1.0
@@ -698,8 +679,7 @@ def arguments_score(
     if not valid:
         return 0.0, f"0/{len(ref_calls)} calls paired (no valid student call)"
     matrix = [
-        [call_similarity(s, r, possible_answers=possible_answers, options=options) for r in ref_calls]
-        for s in valid
+        [call_similarity(s, r, possible_answers=possible_answers, options=options) for r in ref_calls] for s in valid
     ]
     pairs = [(i, j) for i, j in optimal_pairing(matrix) if matrix[i][j] > 0.0]
     total = sum(matrix[i][j] for i, j in pairs)
@@ -719,9 +699,7 @@ def _result_candidates(value: Any) -> list[Any]:
     return candidates
 
 
-def result_matches(
-    student_result: str, reference_result: JSONValue, options: ValueMatchOptions = _DEFAULT
-) -> bool:
+def result_matches(student_result: str, reference_result: JSONValue, options: ValueMatchOptions = _DEFAULT) -> bool:
     """Whether a student's tool result (text from the rollout) equals a teacher's result.
 
     Both sides are also read as JSON when they parse (`"5"`, `"[1, 2]"`); numbers compare
@@ -784,8 +762,7 @@ def results_score(
     matrix = [
         [
             1.0
-            if (not options.results_same_name or s.name == r.name)
-            and result_matches(s.result or "", r.result, exact)
+            if (not options.results_same_name or s.name == r.name) and result_matches(s.result or "", r.result, exact)
             else 0.0
             for r in known
         ]

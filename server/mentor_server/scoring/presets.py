@@ -152,9 +152,7 @@ def get_preset(name: str) -> RewardSpec:
     return spec
 
 
-def register_preset(
-    name: str, spec: dict[str, Any], description: str = "", *, replace: bool = False
-) -> RewardSpec:
+def register_preset(name: str, spec: dict[str, Any], description: str = "", *, replace: bool = False) -> RewardSpec:
     """Add a named preset (from a service config file, say). Built-in names cannot be replaced."""
     if name in _BUILTIN:
         raise ScoringConfigError(f"preset {name!r} is built in and cannot be replaced", param="preset")

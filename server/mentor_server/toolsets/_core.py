@@ -36,9 +36,7 @@ from jsonschema.protocols import Validator
 
 from ._errors import config_error
 
-ErrorType = Literal[
-    "unknown_tool", "invalid_arguments", "not_executable", "tool_error", "timeout", "overloaded"
-]
+ErrorType = Literal["unknown_tool", "invalid_arguments", "not_executable", "tool_error", "timeout", "overloaded"]
 """Why an execution failed: the tool is not in the toolset; its arguments break the schema;
 it has no implementation; it raised; it overran its time limit; too many earlier calls are
 still running past their limits."""
@@ -184,20 +182,14 @@ def _unexpected_keys(error: jsonschema.ValidationError) -> list[str]:
         return []
     declared = schema.get("properties", {})
     patterns = list(schema.get("patternProperties", {}))
-    return [
-        str(key)
-        for key in instance
-        if key not in declared and not any(re.search(p, str(key)) for p in patterns)
-    ]
+    return [str(key) for key in instance if key not in declared and not any(re.search(p, str(key)) for p in patterns)]
 
 
 def _messages(error: jsonschema.ValidationError) -> list[str]:
     path = _argument_path(error.absolute_path)
     if error.validator == "required" and isinstance(error.instance, dict):
         required = error.validator_value if isinstance(error.validator_value, list) else []
-        return [
-            f"{path}.{name}: missing required argument" for name in required if name not in error.instance
-        ]
+        return [f"{path}.{name}: missing required argument" for name in required if name not in error.instance]
     if error.validator == "additionalProperties" and error.validator_value is False:
         extra = _unexpected_keys(error)
         if extra:
@@ -260,11 +252,7 @@ def _compile_fast(canonical_schema: str) -> FastCheck | None:
     if schema.get("additionalProperties", True) not in (True, False) or not isinstance(properties, dict):
         return None
     for rule in properties.values():
-        if (
-            not isinstance(rule, dict)
-            or set(rule) - _FAST_PROPERTY_KEYS
-            or rule.get("type") not in _FAST_TYPES
-        ):
+        if not isinstance(rule, dict) or set(rule) - _FAST_PROPERTY_KEYS or rule.get("type") not in _FAST_TYPES:
             return None
 
     def check(arguments: dict[str, Any]) -> bool:
@@ -289,9 +277,7 @@ def _validate(validator: Validator, arguments: Any) -> list[str]:
         return [f"arguments: expected an object of named arguments, got {type(arguments).__name__}"]
     entry = _fast_checks.get(id(validator))
     if entry is None or entry[0] is not validator:
-        compiled = _compile_fast(
-            json.dumps(validator.schema, sort_keys=True, ensure_ascii=False, default=str)
-        )
+        compiled = _compile_fast(json.dumps(validator.schema, sort_keys=True, ensure_ascii=False, default=str))
         entry = _fast_checks[id(validator)] = (validator, compiled or _NO_FAST_CHECK)
     fast = entry[1]
     if fast is not _NO_FAST_CHECK and fast(arguments):
@@ -373,9 +359,7 @@ class Toolset:
         self._validators: dict[str, Validator] = {}
         for tool in tools:
             if tool.name in self._tools:
-                raise config_error(
-                    f"duplicate tool name {tool.name!r} in toolset {name!r}", f"tools.{tool.name}"
-                )
+                raise config_error(f"duplicate tool name {tool.name!r} in toolset {name!r}", f"tools.{tool.name}")
             self._tools[tool.name] = tool
             self._validators[tool.name] = compile_validator(tool.parameters, f"tools.{tool.name}.parameters")
         self.names: frozenset[str] = frozenset(self._tools)
@@ -454,16 +438,12 @@ class Toolset:
             with _STRAGGLERS.lock:
                 overloaded = _STRAGGLERS.count >= MAX_STRAGGLERS
             if overloaded:
-                return failure(
-                    "overloaded", "too many earlier tool calls are still running past their time limit"
-                )
+                return failure("overloaded", "too many earlier tool calls are still running past their time limit")
             status, value = _run_with_deadline(tool.fn, arguments, timeout_s, name)
         if status == "timeout":
             return failure("timeout", f"tool {name!r} did not finish within {timeout_s:g} s")
         if status == "error":
-            return failure(
-                "tool_error", f"{type(value).__name__}: {value}", content=str(value) or type(value).__name__
-            )
+            return failure("tool_error", f"{type(value).__name__}: {value}", content=str(value) or type(value).__name__)
         try:
             content = render_content(value)
         except Exception as exc:  # e.g. a self-referencing structure

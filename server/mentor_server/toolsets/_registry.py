@@ -72,9 +72,7 @@ def get_toolset(name: str) -> Toolset:
         toolset = _registry.get(name) if isinstance(name, str) else None
         known = sorted(_registry)
     if toolset is None:
-        raise config_error(
-            f"unknown toolset {name!r}; known toolsets: {', '.join(known) or '(none)'}", "toolset"
-        )
+        raise config_error(f"unknown toolset {name!r}; known toolsets: {', '.join(known) or '(none)'}", "toolset")
     return toolset
 
 
@@ -296,9 +294,7 @@ def load_toolsets_file(path: str | Path) -> list[Toolset]:
 
             data = yaml.safe_load(text)
     except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError
-        raise config_error(
-            f"toolsets file {str(file)!r} is not valid {file.suffix or 'YAML'}: {exc}", "path"
-        ) from exc
+        raise config_error(f"toolsets file {str(file)!r} is not valid {file.suffix or 'YAML'}: {exc}", "path") from exc
     if not isinstance(data, dict) or not isinstance(data.get("toolsets"), list):
         raise config_error(f"toolsets file {str(file)!r}: expected a top-level 'toolsets' list", "toolsets")
     toolsets: list[Toolset] = []

@@ -31,9 +31,7 @@ __all__ = [
     "convert_volume",
 ]
 
-LengthUnit = Literal[
-    "millimeter", "centimeter", "meter", "kilometer", "inch", "foot", "yard", "mile", "nautical_mile"
-]
+LengthUnit = Literal["millimeter", "centimeter", "meter", "kilometer", "inch", "foot", "yard", "mile", "nautical_mile"]
 MassUnit = Literal["milligram", "gram", "kilogram", "tonne", "ounce", "pound", "stone"]
 TemperatureUnit = Literal["celsius", "fahrenheit", "kelvin"]
 TimeUnit = Literal["millisecond", "second", "minute", "hour", "day", "week"]

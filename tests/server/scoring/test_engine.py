@@ -277,3 +277,16 @@ def test_rewards_bounded_deterministic_and_independent_of_batch_order(
         assert a.reward is not None and low - 1e-9 <= a.reward <= high + 1e-9
         for value in a.components.values():
             assert value is None or 0.0 <= value <= 1.0
+
+
+def test_engine_cache_reuses_engines_and_evicts_the_least_recent() -> None:
+    from mentor_server.scoring import EngineCache, get_preset
+
+    cache = EngineCache(size=2)
+    mentor = cache.get(get_preset("mentor"))
+    assert cache.get(get_preset("mentor").to_dict()) is mentor  # same spec, as a dict
+    assert cache.get(get_preset("mentor"), spec_hash=get_preset("mentor").hash) is mentor
+    inline = cache.get(get_preset("mentor"), tools=[{"name": "add", "parameters": {"type": "object"}}])
+    assert inline is not mentor and inline.toolset is not None and inline.toolset.names == {"add"}
+    cache.get(get_preset("sparse"))  # a third engine evicts the least recently used (mentor)
+    assert cache.get(get_preset("mentor")) is not mentor

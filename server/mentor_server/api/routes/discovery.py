@@ -26,9 +26,7 @@ from ..errors import ERROR_RESPONSES, ApiError, JSONErrorRoute
 from ..guards import check_depth
 from ..state import SettingsDep
 
-router = APIRouter(
-    prefix=API_PREFIX, tags=["discovery"], route_class=JSONErrorRoute, responses=ERROR_RESPONSES
-)
+router = APIRouter(prefix=API_PREFIX, tags=["discovery"], route_class=JSONErrorRoute, responses=ERROR_RESPONSES)
 
 
 def _preset_info(preset: PresetDescription) -> PresetInfo:

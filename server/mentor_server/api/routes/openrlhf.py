@@ -48,9 +48,7 @@ from ..errors import ERROR_RESPONSES, ApiError, JSONErrorRoute, loc_to_param
 from ..guards import check_depth
 from ..state import ResolvedConfig, SettingsDep, StateDep
 
-router = APIRouter(
-    prefix=API_PREFIX, tags=["trainers"], route_class=JSONErrorRoute, responses=ERROR_RESPONSES
-)
+router = APIRouter(prefix=API_PREFIX, tags=["trainers"], route_class=JSONErrorRoute, responses=ERROR_RESPONSES)
 
 
 class _Label(BaseModel):
@@ -117,9 +115,7 @@ async def openrlhf(
 
     groups: dict[tuple[str, str | None], list[int]] = {}
     items: list[dict[str, Any]] = []
-    for i, (query, prompt, raw) in enumerate(
-        zip(request.query, request.prompts, request.labels, strict=True)
-    ):
+    for i, (query, prompt, raw) in enumerate(zip(request.query, request.prompts, request.labels, strict=True)):
         label = _label(raw, i)
         item: dict[str, Any] = {"completion": _completion(query, prompt), "ground_truth": label.ground_truth}
         if label.reference is not None:

@@ -30,8 +30,6 @@ async def records(
 ) -> RecordList:
     store = state.store
     if store is None:
-        raise ApiError(
-            404, "recording is disabled on this service (set record_backend)", type="recording_disabled"
-        )
+        raise ApiError(404, "recording is disabled on this service (set record_backend)", type="recording_disabled")
     rows = await asyncio.to_thread(store.query, run_id, step, limit, offset)
     return RecordList(records=[ScoreRecord.model_validate(row) for row in rows])

@@ -41,9 +41,7 @@ def check_request_shape(request: ScoreRequest, max_items: int, max_depth: int) -
         )
     if request.step is not None and not -(2**63) <= request.step < 2**63:
         # The record stores steps as 64-bit integers.
-        raise ApiError(
-            422, "step: must fit in a signed 64-bit integer", type="validation_error", param="step"
-        )
+        raise ApiError(422, "step: must fit in a signed 64-bit integer", type="validation_error", param="step")
     for name in ("spec", "overrides", "tools"):
         value = getattr(request, name)
         if value is not None:

@@ -40,9 +40,7 @@ def _failure(kind: str, message: str) -> ExecuteToolResponse:
 
 
 @router.post("/tools/execute", response_model=ExecuteToolResponse, summary="Execute a registered tool")
-async def execute_tool(
-    request: ExecuteToolRequest, state: StateDep, settings: SettingsDep
-) -> ExecuteToolResponse:
+async def execute_tool(request: ExecuteToolRequest, state: StateDep, settings: SettingsDep) -> ExecuteToolResponse:
     check_depth(request.arguments, settings.max_json_depth, "arguments")
     toolset = get_toolset(request.toolset)  # unknown -> ScoringConfigError -> 400 naming `toolset`
     tool = toolset.tools.get(request.name)

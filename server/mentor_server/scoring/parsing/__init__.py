@@ -36,9 +36,7 @@ def parse_openai(completion: Completion, *, eos_token: str | None, finished: boo
 
     A text completion is read as one assistant message.
     """
-    messages: Any = (
-        [{"role": "assistant", "content": completion}] if isinstance(completion, str) else completion
-    )
+    messages: Any = [{"role": "assistant", "content": completion}] if isinstance(completion, str) else completion
     return parse_messages(messages, scan_hermes, eos_token=eos_token, finished=finished, parser="openai")
 
 
@@ -46,9 +44,7 @@ def parse_openai(completion: Completion, *, eos_token: str | None, finished: boo
 def parse_auto(completion: Completion, *, eos_token: str | None, finished: bool | None) -> ParsedRollout:
     """Pick the format from the content; `ParsedRollout.parser` records the one chosen."""
     if not isinstance(completion, str):
-        return parse_messages(
-            completion, scan_hermes, eos_token=eos_token, finished=finished, parser="openai"
-        )
+        return parse_messages(completion, scan_hermes, eos_token=eos_token, finished=finished, parser="openai")
     text = completion
     if "<tool_call>" in text or "<tool_response>" in text:
         return parse_hermes(text, eos_token=eos_token, finished=finished)

@@ -19,9 +19,7 @@ Completion = str | list[dict[str, Any]]
 class Parser(Protocol):
     """`parser(completion, eos_token=..., finished=...) -> ParsedRollout`; never raises on model output."""
 
-    def __call__(
-        self, completion: Completion, *, eos_token: str | None, finished: bool | None
-    ) -> ParsedRollout: ...
+    def __call__(self, completion: Completion, *, eos_token: str | None, finished: bool | None) -> ParsedRollout: ...
 
 
 _P = TypeVar("_P", bound=Parser)

@@ -117,9 +117,7 @@ def scan_hermes(text: str, acc: _Accumulator) -> str:
 def parse_hermes(completion: Completion, *, eos_token: str | None, finished: bool | None) -> ParsedRollout:
     """Hermes/Qwen text; a message list is read as chat messages with Hermes markup in the contents."""
     if not isinstance(completion, str):
-        return parse_messages(
-            completion, scan_hermes, eos_token=eos_token, finished=finished, parser="openai"
-        )
+        return parse_messages(completion, scan_hermes, eos_token=eos_token, finished=finished, parser="openai")
     acc = _Accumulator()
     answer = scan_hermes(completion, acc)
     if finished is None:

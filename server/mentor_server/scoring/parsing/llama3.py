@@ -93,9 +93,7 @@ def parse_llama3_text(text: str, acc: _Accumulator) -> str:
 def parse_llama3(completion: Completion, *, eos_token: str | None, finished: bool | None) -> ParsedRollout:
     """Llama 3 text; a message list is read as chat messages with Llama 3 calls in the contents."""
     if not isinstance(completion, str):
-        return parse_messages(
-            completion, scan_llama3, eos_token=eos_token, finished=finished, parser="openai"
-        )
+        return parse_messages(completion, scan_llama3, eos_token=eos_token, finished=finished, parser="openai")
     acc = _Accumulator()
     answer = parse_llama3_text(completion, acc)
     if finished is None:

@@ -138,9 +138,7 @@ def scan_mistral(text: str, acc: _Accumulator) -> str:
 def parse_mistral(completion: Completion, *, eos_token: str | None, finished: bool | None) -> ParsedRollout:
     """Mistral text; a message list is read as chat messages with Mistral calls in the contents."""
     if not isinstance(completion, str):
-        return parse_messages(
-            completion, scan_mistral, eos_token=eos_token, finished=finished, parser="openai"
-        )
+        return parse_messages(completion, scan_mistral, eos_token=eos_token, finished=finished, parser="openai")
     acc = _Accumulator()
     answer = scan_mistral(completion, acc)
     if finished is None:

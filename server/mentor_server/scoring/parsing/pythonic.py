@@ -151,9 +151,7 @@ def try_pythonic(text: str, eos_token: str | None, finished: bool | None) -> Par
     return _build(acc, "", text, eos_token, finished)
 
 
-def _build(
-    acc: _Accumulator, answer: str, text: str, eos_token: str | None, finished: bool | None
-) -> ParsedRollout:
+def _build(acc: _Accumulator, answer: str, text: str, eos_token: str | None, finished: bool | None) -> ParsedRollout:
     if finished is None:
         finished = finished_from_text(text, eos_token, END_TOKENS)
     return acc.build(answer, text, finished, "pythonic")
@@ -163,9 +161,7 @@ def _build(
 def parse_pythonic(completion: Completion, *, eos_token: str | None, finished: bool | None) -> ParsedRollout:
     """BFCL-style pythonic text; a message list is read as chat messages with pythonic contents."""
     if not isinstance(completion, str):
-        return parse_messages(
-            completion, scan_pythonic, eos_token=eos_token, finished=finished, parser="openai"
-        )
+        return parse_messages(completion, scan_pythonic, eos_token=eos_token, finished=finished, parser="openai")
     acc = _Accumulator()
     answer = scan_pythonic(completion, acc)
     return _build(acc, answer, completion, eos_token, finished)
