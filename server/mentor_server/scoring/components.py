@@ -13,7 +13,7 @@ an error, and the spec decides whether not-applicable weights are skipped or red
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,8 @@ class ItemContext:
     outcome_reason: str
     # Student calls whose name was read (the JSON parsed and had a name): the paper's "used tools".
     named_calls: tuple[ToolCall, ...] = field(default=())
+    # Names among `named_calls` that the toolset does not know (empty without a toolset).
+    invalid_names: tuple[str, ...] = field(default=())
     execution_cache: dict[tuple[str, str], str | None] | None = None
 
 
@@ -217,17 +219,18 @@ def compile_no_hallucination(options: Mapping[str, Any]) -> NoHallucinationOptio
     )
 
 
-def invalid_tool_names(ctx: ItemContext) -> list[str]:
-    if ctx.toolset is None:
-        return []
-    known = ctx.toolset.names
-    return [c.name for c in ctx.named_calls if c.name is not None and c.name not in known]
+def invalid_tool_names(named_calls: Sequence[ToolCall], toolset: Toolset | None) -> tuple[str, ...]:
+    """The called names the toolset does not know (the paper's hallucinated tools)."""
+    if toolset is None:
+        return ()
+    known = toolset.names
+    return tuple(c.name for c in named_calls if c.name is not None and c.name not in known)
 
 
 def no_hallucination_component(ctx: ItemContext, options: NoHallucinationOptions) -> ComponentResult:
     if ctx.toolset is None:
         return ComponentResult(None, "no toolset to check names against")
-    invalid = invalid_tool_names(ctx)
+    invalid = ctx.invalid_names
     if options.mode == "binary":
         score = 0.0 if invalid else 1.0
     else:

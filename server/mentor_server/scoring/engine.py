@@ -50,8 +50,11 @@ class ScoringEngine:
         for name, comp in spec.components.items():
             options = COMPONENTS[name].compile(comp.options)
             self._compiled.append((name, comp.weight, comp.wrong_answer_scale, options))
-        outcome_spec = spec.components.get("outcome")
-        outcome_options = COMPONENTS["outcome"].compile(outcome_spec.options if outcome_spec else {})
+        # The answer is judged for every spec (gates and wrong-answer scaling need the verdict),
+        # with the outcome component's options when it has them.
+        outcome_options = next((o for n, _, _, o in self._compiled if n == "outcome"), None)
+        if outcome_options is None:
+            outcome_options = COMPONENTS["outcome"].compile({})
         assert isinstance(outcome_options, OutcomeOptions)
         self._answer_from = outcome_options.answer_from
         judge_param = "components.outcome.options.judge"
@@ -106,15 +109,18 @@ class ScoringEngine:
             verdict = self.judge.judge(answer, item.ground_truth)
             correct, outcome_reason = verdict.correct, verdict.reason
         named = named_calls(parsed)
-        ctx = ItemContext(item, parsed, self.toolset, answer, correct, outcome_reason, named, self._execution_cache)
+        invalid = invalid_tool_names(named, self.toolset)
+        ctx = ItemContext(
+            item, parsed, self.toolset, answer, correct, outcome_reason, named, invalid, self._execution_cache
+        )
 
         results: dict[str, ComponentResult] = {}
         for name, _weight, _scale, options in self._compiled:
             results[name] = COMPONENTS[name].score(ctx, options)
         components = {name: r.score for name, r in results.items()}
-        n_invalid = len(invalid_tool_names(ctx))
+        n_invalid = len(invalid)
 
-        gate = self._fired_gate(parsed, answer, item, ctx)
+        gate = self._fired_gate(parsed, answer, item)
         if gate is not None:
             when, value = gate
             return ItemScore(value, components, f"gate {when} → {value:g}", None, len(parsed.calls), n_invalid)
@@ -148,9 +154,7 @@ class ScoringEngine:
             return final or None
         return None
 
-    def _fired_gate(
-        self, parsed: ParsedRollout, answer: str | None, item: ScoringItem, ctx: ItemContext
-    ) -> tuple[str, float] | None:
+    def _fired_gate(self, parsed: ParsedRollout, answer: str | None, item: ScoringItem) -> tuple[str, float] | None:
         for when, value in self._gates:
             if when == "not_finished":
                 fired = parsed.finished is False
