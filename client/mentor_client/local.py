@@ -105,11 +105,6 @@ class LocalBackend:
     ) -> ScoringEngine:
         from mentor_server.scoring import ScoringConfigError
 
-        if toolset is not None and tools is not None:
-            raise BadRequestError(
-                400,
-                ErrorInfo(type="invalid_config", message="give either 'toolset' or 'tools'", param="tools"),
-            )
         try:
             return self._engines.get(spec, toolset=toolset, tools=tools, parser=parser)
         except ScoringConfigError as exc:

@@ -51,9 +51,7 @@ ITEMS: list[dict[str, Any]] = [
             {
                 "role": "assistant",
                 "content": "",
-                "tool_calls": [
-                    {"type": "function", "function": {"name": "add", "arguments": {"a": 2, "b": 3}}}
-                ],
+                "tool_calls": [{"type": "function", "function": {"name": "add", "arguments": {"a": 2, "b": 3}}}],
             },
             {"role": "tool", "name": "add", "content": "5"},
             {"role": "assistant", "content": "\\boxed{5}"},
@@ -86,9 +84,7 @@ def test_scores_equal_the_engine_directly(backend: LocalBackend, preset: str) ->
 
 
 def test_rewards_order_as_the_mentor_formula_says(backend: LocalBackend) -> None:
-    right, wrong, hallucinated, truncated, conversational, broken = backend.score(
-        ITEMS, preset="mentor"
-    ).results
+    right, wrong, hallucinated, truncated, conversational, broken = backend.score(ITEMS, preset="mentor").results
     assert right.reward is not None and wrong.reward is not None and hallucinated.reward is not None
     assert right.reward > hallucinated.reward and right.reward > wrong.reward
     assert conversational.reward == right.reward
@@ -178,9 +174,7 @@ def test_trl_reward_func_local(backend: LocalBackend) -> None:
         )
     )
     finished = [{**r, "finished": True} for r in rows]
-    assert rewards == [
-        r.reward for r in backend.score(finished, preset="mentor", toolset="calculator").results
-    ]
+    assert rewards == [r.reward for r in backend.score(finished, preset="mentor", toolset="calculator").results]
 
 
 def test_verl_local(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -193,6 +187,15 @@ def test_verl_local(monkeypatch: pytest.MonkeyPatch) -> None:
     async_answer = asyncio.run(verl.compute_score("calc", text, sample))
     assert set(async_answer) == set(answer)
     assert all(
-        a == b or (math.isnan(a) and math.isnan(b))
-        for a, b in zip(answer.values(), async_answer.values(), strict=True)
+        a == b or (math.isnan(a) and math.isnan(b)) for a, b in zip(answer.values(), async_answer.values(), strict=True)
     )
+
+
+def test_toolset_and_tools_together_is_the_services_bad_request(backend: LocalBackend) -> None:
+    from mentor_client import BadRequestError
+
+    item = {"completion": "\\boxed{1}" + EOS, "ground_truth": "1"}
+    tools = [{"name": "lookup", "parameters": {"type": "object"}}]
+    with pytest.raises(BadRequestError) as info:
+        backend.score([item], preset="mentor", toolset="calculator", tools=tools)
+    assert info.value.error.type == "invalid_config" and info.value.error.param == "tools"

@@ -26,7 +26,6 @@ from ..scoring import (
     ItemError,
     ItemScore,
     RewardSpec,
-    ScoringConfigError,
     ScoringEngine,
     batch_stats,
     resolve_spec,
@@ -83,8 +82,6 @@ class ServiceState:
             self._configs.move_to_end(key)
             return cached
         resolved_spec = resolve_spec(preset=preset, spec=spec, overrides=overrides)
-        if tools is not None and not tools:
-            raise ScoringConfigError("'tools' must list at least one tool schema (or be left out)", param="tools")
         toolset_obj = resolve_toolset(toolset, tools)
         # Building an engine here compiles every component option, so a bad one is a 400 now and
         # never a worker-side surprise.

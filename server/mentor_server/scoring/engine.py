@@ -189,8 +189,13 @@ def tools_key(tools: Sequence[Mapping[str, Any]] | None) -> str:
 
 
 def resolve_toolset(name: str | None, tools: Sequence[Mapping[str, Any]] | None) -> Toolset | None:
-    """Inline schemas win over a name; with neither, the engine falls back to the spec's toolset."""
-    if tools:
+    """A request's toolset: a registered name or inline schemas, not both; with neither, the
+    engine falls back to the spec's toolset."""
+    if tools is not None:
+        if name is not None:
+            raise ScoringConfigError("give either 'toolset' or 'tools', not both", param="tools")
+        if not tools:
+            raise ScoringConfigError("'tools' must list at least one tool schema (or be left out)", param="tools")
         return toolset_from_schemas([dict(t) for t in tools])
     if name:
         return get_toolset(name)

@@ -34,9 +34,7 @@ def test_scores_equal_the_in_process_engine(
     assert body["stats"] == batch_stats(expected)
 
 
-def test_paper_parity_values_through_the_service(
-    client: TestClient, parity_cases: list[dict[str, Any]]
-) -> None:
+def test_paper_parity_values_through_the_service(client: TestClient, parity_cases: list[dict[str, Any]]) -> None:
     items = [wire_item(c) for c in parity_cases]
     body = client.post("/v1/score", json={"preset": "mentor", "items": items}).json()
     got = [r["reward"] for r in body["results"]]
@@ -44,9 +42,7 @@ def test_paper_parity_values_through_the_service(
     assert got == pytest.approx(want, abs=1e-6)
 
 
-def test_a_large_batch_is_chunked_and_keeps_its_order(
-    make_client: Any, parity_cases: list[dict[str, Any]]
-) -> None:
+def test_a_large_batch_is_chunked_and_keeps_its_order(make_client: Any, parity_cases: list[dict[str, Any]]) -> None:
     service = make_client(workers=2)
     items = [wire_item(parity_cases[i % len(parity_cases)]) for i in range(300)]
     body = service.post("/v1/score", json={"preset": "mentor-f1", "items": items}).json()
@@ -61,9 +57,7 @@ def test_message_completions_inline_spec_overrides_and_inline_tools(client: Test
         {
             "role": "assistant",
             "content": "",
-            "tool_calls": [
-                {"type": "function", "function": {"name": "lookup", "arguments": {"city": "Paris"}}}
-            ],
+            "tool_calls": [{"type": "function", "function": {"name": "lookup", "arguments": {"city": "Paris"}}}],
         },
         {"role": "tool", "name": "lookup", "content": "2.1M"},
         {"role": "assistant", "content": "\\boxed{2.1M}<|im_end|>"},
@@ -93,9 +87,7 @@ def test_message_completions_inline_spec_overrides_and_inline_tools(client: Test
             {
                 "completion": completion,
                 "ground_truth": "2.1M",
-                "reference": {
-                    "calls": [{"name": "lookup", "arguments": {"city": "Paris"}, "result": "2.1M"}]
-                },
+                "reference": {"calls": [{"name": "lookup", "arguments": {"city": "Paris"}, "result": "2.1M"}]},
             }
         ],
     }
@@ -134,9 +126,7 @@ def test_an_empty_batch_is_answered_with_no_results(client: TestClient) -> None:
 
 
 def test_an_empty_batch_still_validates_the_reward_choice(client: TestClient) -> None:
-    assert_error(
-        client.post("/v1/score", json={"preset": "nope", "items": []}), 400, "invalid_config", "preset"
-    )
+    assert_error(client.post("/v1/score", json={"preset": "nope", "items": []}), 400, "invalid_config", "preset")
 
 
 @pytest.mark.parametrize(
@@ -181,3 +171,17 @@ def test_too_many_items_is_a_413_that_states_the_limit(make_client: Any) -> None
 
 def test_step_beyond_64_bits_is_rejected(client: TestClient) -> None:
     assert_error(client.post("/v1/score", json={"items": [], "step": 2**70}), 422, "validation_error", "step")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"toolset": "calculator", "tools": [{"name": "lookup", "parameters": {"type": "object"}}]},
+        {"tools": []},
+    ],
+    ids=["toolset-and-tools", "empty-tools"],
+)
+def test_ambiguous_or_empty_tools_are_a_bad_request_naming_tools(client: TestClient, body: dict[str, Any]) -> None:
+    item = {"completion": "\\boxed{1}<|im_end|>", "ground_truth": "1"}
+    response = client.post("/v1/score", json={"preset": "mentor", "items": [item], **body})
+    assert_error(response, 400, "invalid_config", "tools")
