@@ -114,16 +114,17 @@ class ScoringEngine:
             item, parsed, self.toolset, answer, correct, outcome_reason, named, invalid, self._execution_cache
         )
 
+        # Components are computed even when a gate decides the reward: the logged component
+        # means then still show what gated rollouts did (e.g. hallucinated tools when truncated).
         results: dict[str, ComponentResult] = {}
         for name, _weight, _scale, options in self._compiled:
             results[name] = COMPONENTS[name].score(ctx, options)
         components = {name: r.score for name, r in results.items()}
-        n_invalid = len(invalid)
 
         gate = self._fired_gate(parsed, answer, item)
         if gate is not None:
             when, value = gate
-            return ItemScore(value, components, f"gate {when} → {value:g}", None, len(parsed.calls), n_invalid)
+            return ItemScore(value, components, f"gate {when} → {value:g}", None, len(parsed.calls), len(invalid))
 
         reward = spec.bias
         wrong = correct is False
@@ -142,7 +143,7 @@ class ScoringEngine:
         if spec.clip is not None:
             reward = min(max(reward, spec.clip[0]), spec.clip[1])
         reason = "; ".join(f"{name}={_fmt(r.score)} ({r.reason})" for name, r in results.items())
-        return ItemScore(reward, components, reason, None, len(parsed.calls), n_invalid)
+        return ItemScore(reward, components, reason, None, len(parsed.calls), len(invalid))
 
     # ------------------------------------------------------------------ helpers
     def _answer(self, parsed: ParsedRollout) -> str | None:
