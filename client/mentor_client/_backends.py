@@ -28,6 +28,7 @@ class RewardBackend(Protocol):
         toolset: str | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
         parser: str = "auto",
+        eos_tokens: Sequence[str] | None = None,
         run_id: str | None = None,
         step: int | None = None,
     ) -> ScoreResponse: ...
@@ -63,6 +64,7 @@ class AsyncRewardBackend(Protocol):
         toolset: str | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
         parser: str = "auto",
+        eos_tokens: Sequence[str] | None = None,
         run_id: str | None = None,
         step: int | None = None,
     ) -> ScoreResponse: ...

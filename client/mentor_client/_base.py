@@ -15,6 +15,7 @@ import itertools
 import math
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -27,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 from ._version import __version__
 from .exceptions import (
     APIError,
+    BadRequestError,
     ConnectError,
     MentorClientError,
     RateLimitedError,
@@ -38,7 +40,6 @@ from .exceptions import (
 )
 from .protocol import (
     API_PREFIX,
-    BatchStats,
     ErrorInfo,
     ErrorResponse,
     ItemResult,
@@ -46,6 +47,7 @@ from .protocol import (
     ScoreRequest,
     ScoreResponse,
 )
+from .results import batch_stats
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 ENV_URL = "MENTOR_REWARD_URL"
@@ -361,31 +363,56 @@ class BaseClient:
         toolset: str | None,
         tools: Sequence[Mapping[str, Any]] | None,
         parser: str,
+        eos_tokens: Sequence[str] | None,
         run_id: str | None,
         step: int | None,
     ) -> list[ScoreRequest]:
-        """One request per chunk of `chunk_size` items, all with the same reward settings."""
+        """One request per chunk of `chunk_size` items, all with the same reward settings.
+
+        Items are sent as given (a `ScoreItem` as its JSON): the service reads each one on its
+        own, so a malformed item comes back as that item's error instead of failing the batch
+        here. The reward choice is checked here, as the service would (no reward named: 400).
+        """
         if isinstance(items, str | bytes) or not isinstance(items, Sequence):
             raise TypeError("items must be a sequence of ScoreItem or dicts")
-        parsed = [item if isinstance(item, ScoreItem) else ScoreItem.model_validate(item) for item in items]
+        wire = [item_payload(item) for item in items]
         size = self._config.chunk_size
-        chunks = [parsed[i : i + size] for i in range(0, len(parsed), size)] or [[]]
-        common: dict[str, Any] = {
-            "preset": preset,
-            "spec": dict(spec) if spec is not None else None,
-            "overrides": dict(overrides) if overrides is not None else None,
-            "toolset": toolset,
-            "tools": [dict(t) for t in tools] if tools is not None else None,
-            "parser": parser,
-            "run_id": run_id,
-            "step": step,
-        }
-        return [ScoreRequest(items=chunk, **common) for chunk in chunks]
+        chunks = [wire[i : i + size] for i in range(0, len(wire), size)] or [[]]
+        try:
+            return [
+                ScoreRequest(
+                    items=chunk,
+                    preset=preset,
+                    spec=dict(spec) if spec is not None else None,
+                    overrides=dict(overrides) if overrides is not None else None,
+                    toolset=toolset,
+                    tools=[dict(t) for t in tools] if tools is not None else None,
+                    parser=parser,
+                    eos_tokens=list(eos_tokens) if eos_tokens is not None else None,
+                    run_id=run_id,
+                    step=step,
+                )
+                for chunk in chunks
+            ]
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
+            raise BadRequestError(400, ErrorInfo(type="invalid_config", message=message, param="preset")) from exc
+
+
+def item_payload(item: ItemLike) -> Any:
+    """An item as sent: a `ScoreItem` as its JSON object, anything else as given."""
+    if isinstance(item, ScoreItem):
+        return item.model_dump(mode="json", exclude_none=True)
+    return item
 
 
 # ---------------------------------------------------------------------------- merging chunks
 def merge_score_responses(requests: Sequence[ScoreRequest], responses: Sequence[ScoreResponse]) -> ScoreResponse:
-    """Re-assemble chunk answers in request order, checking each against its request."""
+    """Re-assemble chunk answers in request order, checking each against its request.
+
+    An item's error names its index in the caller's whole batch (`items[1030]`), not in its chunk.
+    """
     for index, (request, response) in enumerate(zip(requests, responses, strict=True)):
         if len(response.results) != len(request.items):
             raise ResponseValidationError(
@@ -398,50 +425,25 @@ def merge_score_responses(requests: Sequence[ScoreRequest], responses: Sequence[
         raise ResponseValidationError(f"replicas scored with different specs: {sorted(hashes)}")
     if len(responses) == 1:
         return first
-    results = [result for response in responses for result in response.results]
-    stats = merge_batch_stats(results, [r.stats for r in responses])
-    return ScoreResponse(results=results, spec_hash=first.spec_hash, preset=first.preset, stats=stats)
+    results: list[ItemResult] = []
+    for response in responses:
+        offset = len(results)
+        results.extend(_shift_index(result, offset) for result in response.results)
+    return ScoreResponse(results=results, spec_hash=first.spec_hash, preset=first.preset, stats=batch_stats(results))
 
 
-def merge_batch_stats(results: Sequence[ItemResult], chunk_stats: Sequence[BatchStats]) -> BatchStats:
-    """Batch aggregates over every result, as the service computes them for one request.
+_ITEM_INDEX = re.compile(r"items\[(\d+)\]")
 
-    Means leave out items with an error; a component's mean leaves out its None values.
-    `tool_call_rate` and `invalid_tool_rate` come from the per-item counts when the service
-    sends them; otherwise the tool-call rate is the chunks' rates weighted by their scored
-    items (exact), and the invalid-tool rate, which needs call counts, is None.
-    """
-    scored = [r for r in results if r.error is None]
-    rewards = [r.reward for r in scored if r.reward is not None]
-    sums: dict[str, float] = {}
-    counts: dict[str, int] = {}
-    for r in scored:
-        for name, value in r.components.items():
-            sums.setdefault(name, 0.0)
-            counts.setdefault(name, 0)
-            if value is not None:
-                sums[name] += value
-                counts[name] += 1
-    component_means = {name: (sums[name] / counts[name] if counts[name] else None) for name in sums}
 
-    tool_call_rate: float | None = None
-    invalid_tool_rate: float | None = None
-    if scored and all(r.n_tool_calls is not None for r in scored):
-        calls = [r.n_tool_calls or 0 for r in scored]
-        tool_call_rate = sum(1 for c in calls if c) / len(scored)
-        total_calls = sum(calls)
-        if total_calls and all(r.n_invalid_tools is not None for r in scored):
-            invalid_tool_rate = sum(r.n_invalid_tools or 0 for r in scored) / total_calls
-    elif scored:
-        weighted = [(s.tool_call_rate, s.n_items - s.n_errors) for s in chunk_stats if s.tool_call_rate is not None]
-        weight = sum(w for _, w in weighted)
-        if weight:
-            tool_call_rate = sum(rate * w for rate, w in weighted) / weight
-    return BatchStats(
-        n_items=len(results),
-        n_errors=len(results) - len(scored),
-        mean_reward=sum(rewards) / len(rewards) if rewards else None,
-        component_means=component_means,
-        tool_call_rate=tool_call_rate,
-        invalid_tool_rate=invalid_tool_rate,
+def _shift_index(result: ItemResult, offset: int) -> ItemResult:
+    error = result.error
+    if offset == 0 or error is None:
+        return result
+
+    def shifted(text: str) -> str:
+        return _ITEM_INDEX.sub(lambda m: f"items[{int(m.group(1)) + offset}]", text, count=1)
+
+    moved = error.model_copy(
+        update={"param": shifted(error.param) if error.param else None, "message": shifted(error.message)}
     )
+    return result.model_copy(update={"error": moved, "reason": shifted(result.reason)})

@@ -152,6 +152,7 @@ class RewardClient(BaseClient):
         toolset: str | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
         parser: str = "auto",
+        eos_tokens: Sequence[str] | None = None,
         run_id: str | None = None,
         step: int | None = None,
     ) -> ScoreResponse:
@@ -161,6 +162,8 @@ class RewardClient(BaseClient):
         at once) and merged: results in order, `stats` recomputed over the whole batch. Items
         that cannot be scored come back with `reward=None` and `error`; a request that fails
         for good raises (`RetriesExhaustedError` after retries) — nothing is ever zero-filled.
+        Name the reward with `preset` or `spec` (a `BadRequestError` otherwise); `eos_tokens`
+        are the policy's end-of-sequence token(s), which tell a finished text from a truncated one.
         """
         requests = self._score_requests(
             items,
@@ -170,6 +173,7 @@ class RewardClient(BaseClient):
             toolset=toolset,
             tools=tools,
             parser=parser,
+            eos_tokens=eos_tokens,
             run_id=run_id,
             step=step,
         )
@@ -341,6 +345,7 @@ class AsyncRewardClient(BaseClient):
         toolset: str | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
         parser: str = "auto",
+        eos_tokens: Sequence[str] | None = None,
         run_id: str | None = None,
         step: int | None = None,
     ) -> ScoreResponse:
@@ -354,6 +359,7 @@ class AsyncRewardClient(BaseClient):
             toolset=toolset,
             tools=tools,
             parser=parser,
+            eos_tokens=eos_tokens,
             run_id=run_id,
             step=step,
         )

@@ -12,24 +12,22 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._base import ItemLike
+from ._base import ItemLike, item_payload
 from .exceptions import BadRequestError
 from .protocol import (
-    BatchStats,
     ErrorInfo,
     ExecuteToolResponse,
-    ItemResult,
     PresetInfo,
     PresetList,
-    ScoreItem,
     ScoreResponse,
     ToolsetInfo,
     ToolsetList,
     ValidateSpecResponse,
 )
+from .results import batch_stats, item_result
 
 if TYPE_CHECKING:
-    from mentor_server.scoring import RewardSpec, ScoringConfigError, ScoringEngine
+    from mentor_server.scoring import EngineConfig, ScoringConfigError
 
 _INSTALL_HINT = "pip install 'mentor-reward[server]'"
 _ENGINE_CACHE_SIZE = 32
@@ -82,31 +80,30 @@ class LocalBackend:
         self.close()
 
     # ------------------------------------------------------------------ helpers
-    def _spec(
-        self, preset: str | None, spec: Mapping[str, Any] | None, overrides: Mapping[str, Any] | None
-    ) -> RewardSpec:
-        from mentor_server.scoring import ScoringConfigError, resolve_spec
-
-        try:
-            return resolve_spec(
-                preset=preset,
-                spec=dict(spec) if spec is not None else None,
-                overrides=dict(overrides) if overrides is not None else None,
-            )
-        except ScoringConfigError as exc:
-            raise _bad_request(exc) from exc
-
-    def _engine(
+    def _config(
         self,
-        spec: RewardSpec,
-        toolset: str | None,
-        tools: Sequence[Mapping[str, Any]] | None,
-        parser: str,
-    ) -> ScoringEngine:
-        from mentor_server.scoring import ScoringConfigError
+        *,
+        preset: str | None,
+        spec: Mapping[str, Any] | None,
+        overrides: Mapping[str, Any] | None,
+        toolset: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        parser: str = "auto",
+        eos_tokens: Sequence[str] | None = None,
+    ) -> EngineConfig:
+        # The engine's one validation of a reward choice, as the service runs it.
+        from mentor_server.scoring import ScoringConfigError, resolve_engine_config
 
         try:
-            return self._engines.get(spec, toolset=toolset, tools=tools, parser=parser)
+            return resolve_engine_config(
+                preset=preset,
+                spec=spec,
+                overrides=overrides,
+                toolset=toolset,
+                tools=tools,
+                parser=parser,
+                eos_tokens=eos_tokens,
+            )
         except ScoringConfigError as exc:
             raise _bad_request(exc) from exc
 
@@ -121,34 +118,29 @@ class LocalBackend:
         toolset: str | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
         parser: str = "auto",
+        eos_tokens: Sequence[str] | None = None,
         run_id: str | None = None,
         step: int | None = None,
     ) -> ScoreResponse:
         """Score a batch in this process; see `RewardClient.score`."""
-        from mentor_server.scoring import batch_stats
-
-        wire = [item if isinstance(item, ScoreItem) else ScoreItem.model_validate(item) for item in items]
-        resolved = self._spec(preset, spec, overrides)
-        engine = self._engine(resolved, toolset, tools, parser)
-        scores = engine.score_dicts([item.model_dump(mode="json", exclude_none=True) for item in wire])
-        results = [
-            ItemResult(
-                reward=s.reward,
-                components=dict(s.components),
-                reason=s.reason,
-                error=None
-                if s.error is None
-                else ErrorInfo(type=s.error.type, message=s.error.message, param=s.error.param),
-                n_tool_calls=s.n_calls if s.error is None else None,
-                n_invalid_tools=s.n_invalid_tools if s.error is None else None,
-            )
-            for s in scores
-        ]
+        if isinstance(items, str | bytes) or not isinstance(items, Sequence):
+            raise TypeError("items must be a sequence of ScoreItem or dicts")
+        config = self._config(
+            preset=preset,
+            spec=spec,
+            overrides=overrides,
+            toolset=toolset,
+            tools=tools,
+            parser=parser,
+            eos_tokens=eos_tokens,
+        )
+        engine = self._engines.get(config)
+        results = [item_result(score) for score in engine.score_dicts([item_payload(item) for item in items])]
         return ScoreResponse(
             results=results,
-            spec_hash=resolved.hash,
-            preset=preset if preset is not None else (resolved.name if spec is None else None),
-            stats=BatchStats.model_validate(batch_stats(scores)),
+            spec_hash=config.spec.hash,
+            preset=preset if spec is None else None,
+            stats=batch_stats(results),
         )
 
     def presets(self) -> PresetList:
@@ -190,8 +182,8 @@ class LocalBackend:
         spec: Mapping[str, Any] | None = None,
         overrides: Mapping[str, Any] | None = None,
     ) -> ValidateSpecResponse:
-        resolved = self._spec(preset, spec, overrides)
-        return ValidateSpecResponse(spec=resolved.to_dict(), spec_hash=resolved.hash)
+        config = self._config(preset=preset, spec=spec, overrides=overrides)
+        return ValidateSpecResponse(spec=config.spec.spec.to_dict(), spec_hash=config.spec.hash)
 
     def execute_tool(
         self, name: str, arguments: Mapping[str, Any] | None = None, *, toolset: str = "calculator"

@@ -1,23 +1,48 @@
 """Wire models of the reward service's HTTP API (version 1).
 
 These models live once, here, in the client package; the server imports them, so the two
-sides cannot drift. They depend only on pydantic. Request models ignore unknown fields (a
-newer client may send more); response models do too (a newer server may answer more).
+sides cannot drift. They depend only on pydantic.
 
-Every 4xx/5xx answer has the body `ErrorResponse`: `{"error": {"type", "message", "param"}}`.
+Strict requests, tolerant responses. A request body with a field the server does not know is
+refused (400 `unknown_field` naming it): a misspelt `presett` must never quietly become some
+default. Compatibility is kept by API version instead: every field of `/v1` keeps its meaning
+for the life of `/v1`; a later server may *add* optional request fields (older clients never
+send them), and a change that an older server must not silently ignore gets a new version
+prefix. Response models ignore unknown fields, so a newer server may answer more.
+
+Items are the exception to model validation on the server: `ScoreRequest.items` is read one
+item at a time by the engine, so one malformed item (a number as `completion`, a misspelt
+field) becomes that item's `error` and never fails its batch. `ScoreItem` describes the shape.
+
+Every 4xx/5xx answer has the body `ErrorResponse`: `{"error": {"type", "message", "param"}}`;
+`param` names the field in one notation: `items[3].reference.calls[0].name`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 API_PREFIX = "/v1"
 
 
 class _Wire(BaseModel):
+    """Responses (and the values inside them): unknown fields from a newer server are ignored."""
+
     model_config = ConfigDict(extra="ignore")
+
+
+class _Request(BaseModel):
+    """Request bodies: an unknown field is an error (module docstring)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _one_reward(preset: str | None, spec: dict[str, Any] | None) -> None:
+    # There is no default reward: naming none is almost always a misspelt field.
+    if preset is None and spec is None:
+        raise ValueError("name the reward: 'preset' (see GET /v1/presets) or an inline 'spec'")
 
 
 # ---------------------------------------------------------------------------- errors
@@ -34,7 +59,7 @@ class ErrorResponse(_Wire):
 
 
 # ---------------------------------------------------------------------------- scoring
-class ReferenceCallModel(_Wire):
+class ReferenceCallModel(_Request):
     """One call of the teacher's trace. `result` is what the tool returned to the teacher."""
 
     name: str
@@ -42,7 +67,7 @@ class ReferenceCallModel(_Wire):
     result: Any = None
 
 
-class ReferenceModel(_Wire):
+class ReferenceModel(_Request):
     """The teacher's reference trace: calls in order and the final answer.
 
     With `possible_answers: true` every argument value is a list of acceptable values and
@@ -54,7 +79,7 @@ class ReferenceModel(_Wire):
     possible_answers: bool = False
 
 
-class ScoreItem(_Wire):
+class ScoreItem(_Request):
     """One rollout to score.
 
     `completion`: the rollout as raw text, or as a chat message list (OpenAI/TRL format,
@@ -62,7 +87,9 @@ class ScoreItem(_Wire):
     `ground_truth`: the acceptable answer(s); falls back to `reference.answer`.
     Give either `reference` (a full trace) or `teacher_tools` (names only, as in the paper).
     `finished`: whether generation ended with the end-of-sequence token; when absent the
-    engine looks for the spec's EOS token in the text.
+    engine looks for the request's `eos_tokens` at the end of the text.
+    A `null` field is the same as an absent one, and so is a `null` argument value in a
+    reference call (Arrow-backed datasets fill the keys a row lacks with null).
     """
 
     completion: str | list[dict[str, Any]]
@@ -72,13 +99,37 @@ class ScoreItem(_Wire):
     finished: bool | None = None
 
 
-class ScoreRequest(_Wire):
+def _inlined_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """`model`'s JSON schema with its `$defs` inlined, to document a field validated elsewhere."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(value) for value in node]
+        return node
+
+    inlined: dict[str, Any] = inline(schema)
+    return inlined
+
+
+class ScoreRequest(_Request):
     """A batch to score.
 
-    Choose the reward by `preset` (a name) or `spec` (an inline reward spec); `overrides`
-    are merged into either (e.g. `{"components": {"efficiency": {"weight": 0.1}}}`).
+    Name the reward by `preset` (a name) or `spec` (an inline reward spec), exactly one;
+    `overrides` are merged into either (e.g. `{"components": {"efficiency": {"weight": 0.1}}}`).
     Choose tools by `toolset` (a registered name) or `tools` (inline OpenAI-format tool
     schemas). `parser` is a registered parser name or "auto".
+    `eos_tokens`: the policy model's end-of-sequence token(s) (e.g. `["<|eot_id|>"]`); a text
+    completion that ends with one is finished, one that does not is truncated. Without it the
+    end tokens of the common chat templates count (`DEFAULT_EOS_TOKENS` in the engine's spec
+    module); an item's own `finished` always wins.
+    `items` are objects shaped like `ScoreItem`, each read on its own (module docstring).
     `run_id` / `step` label the items in the score record when recording is enabled.
     """
 
@@ -88,9 +139,15 @@ class ScoreRequest(_Wire):
     toolset: str | None = None
     tools: list[dict[str, Any]] | None = None
     parser: str = "auto"
-    items: list[ScoreItem]
+    eos_tokens: list[str] | None = None
+    items: list[Annotated[Any, WithJsonSchema(_inlined_schema(ScoreItem))]]
     run_id: str | None = None
     step: int | None = None
+
+    @model_validator(mode="after")
+    def _names_a_reward(self) -> ScoreRequest:
+        _one_reward(self.preset, self.spec)
+        return self
 
 
 class ItemResult(_Wire):
@@ -149,10 +206,17 @@ class ToolsetList(_Wire):
     toolsets: list[ToolsetInfo]
 
 
-class ValidateSpecRequest(_Wire):
+class ValidateSpecRequest(_Request):
+    """Check a reward choice exactly as `/v1/score` would (same code path, options included)."""
+
     preset: str | None = None
     spec: dict[str, Any] | None = None
     overrides: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _names_a_reward(self) -> ValidateSpecRequest:
+        _one_reward(self.preset, self.spec)
+        return self
 
 
 class ValidateSpecResponse(_Wire):
@@ -161,7 +225,7 @@ class ValidateSpecResponse(_Wire):
 
 
 # ---------------------------------------------------------------------------- tools
-class ExecuteToolRequest(_Wire):
+class ExecuteToolRequest(_Request):
     """Run one registered deterministic tool (never code sent in the request)."""
 
     toolset: str = "calculator"
@@ -179,12 +243,12 @@ class ExecuteToolResponse(_Wire):
 
 
 # ---------------------------------------------------------------------------- OpenRLHF
-class OpenRLHFRequest(_Wire):
+class OpenRLHFRequest(_Request):
     """OpenRLHF's remote reward body (`--reward.remote_url`).
 
     `labels[i]` carries the reference for `query[i]`: a plain string (the ground truth), or a
     JSON object / JSON-encoded string `{"ground_truth": ..., "teacher_tools": [...] |
-    "reference": {...}, "preset": ..., "toolset": ...}`.
+    "reference": {...}, "preset": ..., "toolset": ..., "finished": ..., "eos_tokens": [...]}`.
     """
 
     query: list[str]

@@ -5,8 +5,10 @@
     mentor-reward serve --port 8000
 
 `score` streams: it reads JSONL in chunks and writes one JSON line per input line, in order,
-so a file of any length runs in bounded memory. A line that is not a valid item becomes
-`{"error": {"type", "message", "line"}}` and the following lines are still scored.
+so a file of any length runs in bounded memory. Each output line is the service's per-item
+result (`protocol.ItemResult`): `{"reward", "components", "reason", "error", "n_tool_calls",
+"n_invalid_tools"}`. A line that is not a valid item gets `reward: null` and an `error` whose
+`param` names it as `items[i]` (i = line number - 1), and the following lines are still scored.
 """
 
 from __future__ import annotations
@@ -46,62 +48,46 @@ def _chunks(stream: IO[str], size: int) -> Iterator[list[tuple[int, str]]]:
 
 
 def _score_command(args: argparse.Namespace) -> int:
-    from .scoring import ScoringConfigError, ScoringEngine, item_from_dict, resolve_spec
-    from .scoring.types import ScoringItem
-    from .toolsets import get_toolset
+    from mentor_client.results import item_result
 
+    from .scoring import ITEM_FIELDS, EngineCache, ScoringConfigError, resolve_engine_config
+
+    if (args.preset is None) == (args.spec is None):
+        print("error: name the reward with exactly one of --preset NAME or --spec FILE", file=sys.stderr)
+        return 2
     try:
-        spec = resolve_spec(
-            preset=None if args.spec else args.preset,
+        config = resolve_engine_config(
+            preset=args.preset,
             spec=_read_spec_file(args.spec) if args.spec else None,
+            toolset=args.toolset,
+            parser=args.parser,
+            eos_tokens=args.eos_token,
         )
-        toolset = get_toolset(args.toolset) if args.toolset else None
-        engine = ScoringEngine(spec, toolset=toolset, parser=args.parser)
+        engine = EngineCache(size=1).get(config)
     except ScoringConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        where = f" ({exc.param})" if exc.param else ""
+        print(f"error{where}: {exc}", file=sys.stderr)
         return 2
 
     stream: IO[str] = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8", errors="replace")  # noqa: SIM115
     out = sys.stdout
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
     try:
         for chunk in _chunks(stream, _CHUNK_LINES):
             lines_out: list[str] = []
-            items: list[ScoringItem] = []
-            slots: list[int] = []  # index into lines_out for each scored item
             for number, line in chunk:
-                error = None
+                index = number - 1  # errors name `items[index]`, as the service names a request's items
                 try:
                     data = json.loads(line)
-                    items.append(item_from_dict(data))
-                    slots.append(len(lines_out))
-                    lines_out.append("")
-                    continue
-                except json.JSONDecodeError as exc:
-                    error = {
-                        "type": "invalid_json",
-                        "message": f"line is not JSON: {exc.msg}",
-                        "line": number,
-                    }
-                except ScoringConfigError as exc:
-                    error = {"type": "invalid_item", "message": str(exc), "line": number}
-                    if exc.param:
-                        error["param"] = exc.param
                 except RecursionError:
-                    error = {"type": "too_deep", "message": "line nests too deeply", "line": number}
-                lines_out.append(dumps({"error": error}))
-            for slot, result in zip(slots, engine.score_batch(items), strict=True):
-                if result.error is not None:
-                    body: dict[str, Any] = {
-                        "error": {
-                            "type": result.error.type,
-                            "message": result.error.message,
-                            "line": chunk[slot][0],
-                        }
-                    }
+                    score = _line_error("too_deep", f"line {number} nests too deeply to read", index)
+                except ValueError as exc:  # not JSON, or an integer over Python's digit limit
+                    message = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+                    score = _line_error("invalid_json", f"line {number} is not JSON: {message}", index)
                 else:
-                    body = {"reward": result.reward, "components": result.components, "reason": result.reason}
-                lines_out[slot] = dumps(body)
+                    if args.ignore_unknown_fields and isinstance(data, dict):
+                        data = {key: value for key, value in data.items() if key in ITEM_FIELDS}
+                    score = engine.score_raw_item(data, index)
+                lines_out.append(item_result(score).model_dump_json())
             out.write("\n".join(lines_out) + "\n")
             out.flush()
     except BrokenPipeError:  # `mentor-reward score ... | head` is normal use
@@ -110,6 +96,12 @@ def _score_command(args: argparse.Namespace) -> int:
         if stream is not sys.stdin:
             stream.close()
     return 0
+
+
+def _line_error(kind: str, message: str, index: int) -> Any:
+    from .scoring import ItemError, ItemScore
+
+    return ItemScore(None, {}, message, ItemError(kind, message, f"items[{index}]"))
 
 
 def _presets_command(args: argparse.Namespace) -> int:
@@ -158,13 +150,25 @@ def build_parser() -> argparse.ArgumentParser:
             'input line: {"completion": str | [messages], "ground_truth": str | [str],\n'
             '             "teacher_tools": [names]  or  "reference": {"calls": [...], "answer": ...},\n'
             '             "finished": bool (optional)}\n'
-            'output line: {"reward": float|null, "components": {name: float|null}, "reason": str}\n'
-            '             or {"error": {"type", "message", "line"}}'
+            'output line: {"reward": float|null, "components": {name: float|null}, "reason": str,\n'
+            '              "error": null | {"type", "message", "param": "items[<line-1>]..."}, ...}'
         ),
     )
     score.add_argument("input", help="JSONL file, or - for stdin")
-    score.add_argument("--preset", default="mentor", help="preset name (default: mentor; see `mentor-reward presets`)")
+    score.add_argument("--preset", help="preset name (see `mentor-reward presets`); or give --spec")
     score.add_argument("--spec", help="a reward spec file (JSON or YAML) instead of a preset")
+    score.add_argument(
+        "--ignore-unknown-fields",
+        action="store_true",
+        help="drop fields other than the item's own (e.g. a dataset's id or prompt) instead of "
+        "reporting them as the line's error",
+    )
+    score.add_argument(
+        "--eos-token",
+        action="append",
+        default=None,
+        help="the policy's end-of-sequence token; repeat for several (default: the common chat templates' ones)",
+    )
     score.add_argument("--toolset", help="toolset name (default: the spec's own, e.g. calculator)")
     score.add_argument(
         "--parser", default="auto", help="rollout parser: auto, hermes, openai, llama3, mistral, pythonic"

@@ -6,7 +6,8 @@ client only ever has to read one shape. `ERROR_RESPONSES` declares that shape in
 schema for every route.
 
 Status codes:
-- 400 `invalid_config`: an unknown preset/toolset/parser or a malformed spec (`param` names the field);
+- 400 `invalid_config`: an unknown preset/toolset/parser, a malformed spec, or no reward named
+  (`param` names the field); 400 `unknown_field`: a request field the service does not know;
 - 401 `unauthorized`: a missing or wrong API key;
 - 404 `not_found`: an unknown route, preset or toolset in the path;
 - 413 `too_large` / `too_many_items`: the body or the batch is over its limit (the limit is stated);
@@ -32,7 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mentor_client.protocol import ErrorResponse
 
-from ..scoring.types import ScoringConfigError
+from ..scoring.types import ScoringConfigError, field_path
 from .pool import PoolUnavailable
 
 log = logging.getLogger("mentor_server.api")
@@ -77,6 +78,15 @@ def error_body(type: str, message: str, param: str | None = None) -> dict[str, A
     return {"error": {"type": type, "message": message, "param": param}}
 
 
+class AsciiJSONResponse(JSONResponse):
+    """JSON written as ASCII: a string holding a lone surrogate (a model can emit one, and an
+    error message may quote it) is sent as a `\\ud800` escape instead of failing to encode,
+    which with the default renderer turns any answer that echoes it into a 500."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
 def error_response(
     status_code: int,
     type: str,
@@ -84,7 +94,7 @@ def error_response(
     param: str | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    return JSONResponse(error_body(type, message, param), status_code=status_code, headers=headers)
+    return AsciiJSONResponse(error_body(type, message, param), status_code=status_code, headers=headers)
 
 
 def error_bytes(type: str, message: str, param: str | None = None) -> bytes:
@@ -115,11 +125,11 @@ _UNION_TAG = re.compile(r"^(str|int|float|bool|none|bytes|any|[a-z-]+\[.*\]|func
 
 
 def loc_to_param(loc: Sequence[Any]) -> str | None:
-    """`("body", "items", 0, "completion", "str")` -> `"items.0.completion"` (the request's field path)."""
-    parts = [str(part) for part in loc if not (isinstance(part, str) and _UNION_TAG.match(part))]
+    """`("body", "items", 0, "completion", "str")` -> `"items[0].completion"` (the request's field path)."""
+    parts = [part for part in loc if not (isinstance(part, str) and _UNION_TAG.match(part))]
     if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
         parts = parts[1:]
-    return ".".join(parts) or None
+    return field_path(parts) or None
 
 
 # ---------------------------------------------------------------------------- handlers
@@ -144,6 +154,16 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     if first.get("type") == "json_invalid":
         detail = (first.get("ctx") or {}).get("error", "malformed JSON")
         return error_response(422, "invalid_json", f"the body is not valid JSON: {detail}", None)
+    # The request envelope is strict (protocol module): an unknown field, or a reward left
+    # unnamed, is the caller's configuration mistake, a 400 naming the field.
+    for error in errors:
+        if error.get("type") == "extra_forbidden":
+            param = loc_to_param(error.get("loc", ()))
+            return error_response(400, "unknown_field", f"unknown field '{param}' in the request body", param)
+    for error in errors:
+        if error.get("type") == "value_error" and "name the reward" in str(error.get("msg", "")):
+            message = str(error.get("msg", "")).removeprefix("Value error, ")
+            return error_response(400, "invalid_config", message, "preset")
     # Group by field: the alternatives of one union field are one problem, stated once.
     # A deeper location under an earlier one (`completion.0` under `completion`: the list
     # alternative of a str-or-list field) is the same problem, described relative to it.

@@ -5,34 +5,32 @@ it lives on `app.state.service`, is filled by the lifespan, and reaches routes t
 `Annotated` dependencies below. There is no module-level singleton: two apps in one process
 (as in the tests) never share anything but the engine's registries of presets and toolsets.
 
-`resolve_config` validates a request's reward choice in this process (unknown preset, toolset
-or parser, malformed spec: a 400 naming the field) and reduces it to the plain dict a worker
-needs; `score_items` runs the pool, aggregates, updates metrics and appends records.
+`resolve_config` validates a request's reward choice with the engine's own
+`resolve_engine_config` (a 400 naming the field), off the event loop and cached, since GRPO
+sends the same choice every step; `score_items` runs the pool, builds the public results with
+`mentor_client.results.item_result`, aggregates them with `batch_stats`, updates metrics and
+appends records. docs/architecture.md follows one request through these steps.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from mentor_client.protocol import BatchStats, ItemResult
+from mentor_client.results import batch_stats, item_result
+
 from ..records import RecordStore
-from ..scoring import (
-    ItemError,
-    ItemScore,
-    RewardSpec,
-    ScoringEngine,
-    batch_stats,
-    resolve_spec,
-    resolve_toolset,
-    tools_key,
-)
-from ..scoring.parsing import get_parser
+from ..scoring import EngineConfig, RewardSpec, resolve_engine_config
 from .errors import ApiError
 from .metrics import ServiceMetrics
 from .pool import ScoringPool
@@ -43,11 +41,14 @@ _CONFIG_CACHE_SIZE = 256
 
 @dataclass(frozen=True, slots=True)
 class ResolvedConfig:
-    """A validated reward choice: the spec, a label for metrics/records, and the worker's config dict."""
+    """A validated reward choice: what the workers build engines from, and a label for metrics/records."""
 
-    spec: RewardSpec
+    engine: EngineConfig
     preset: str | None
-    worker_config: dict[str, Any]
+
+    @property
+    def spec(self) -> RewardSpec:
+        return self.engine.spec.spec
 
     @property
     def label(self) -> str:
@@ -61,65 +62,87 @@ class ServiceState:
     pool: ScoringPool | None = None
     store: RecordStore | None = None
     _configs: OrderedDict[str, ResolvedConfig] = field(default_factory=OrderedDict)
+    _configs_lock: threading.Lock = field(default_factory=threading.Lock)
 
     # ------------------------------------------------------------------ validation
-    def resolve_config(
+    async def resolve_config(
         self,
         *,
         preset: str | None,
         spec: dict[str, Any] | None,
-        overrides: dict[str, Any] | None,
-        toolset: str | None,
-        tools: list[dict[str, Any]] | None,
-        parser: str,
+        overrides: dict[str, Any] | None = None,
+        toolset: str | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        parser: str = "auto",
+        eos_tokens: Sequence[str] | None = None,
     ) -> ResolvedConfig:
-        """Validate a reward choice (cached: GRPO sends the same one every step)."""
-        key = hashlib.sha256(
-            json.dumps([preset, spec, overrides, toolset, tools, parser], sort_keys=True, default=str).encode()
-        ).hexdigest()
-        cached = self._configs.get(key)
-        if cached is not None:
-            self._configs.move_to_end(key)
-            return cached
-        resolved_spec = resolve_spec(preset=preset, spec=spec, overrides=overrides)
-        toolset_obj = resolve_toolset(toolset, tools)
-        # Building an engine here compiles every component option, so a bad one is a 400 now and
-        # never a worker-side surprise.
-        engine = ScoringEngine(resolved_spec, toolset_obj, parser)
-        get_parser(engine.parser)  # an unknown name is a 400 naming `parser`
-        resolved = ResolvedConfig(
-            spec=resolved_spec,
-            preset=preset if preset is not None else (resolved_spec.name if spec is None else None),
-            worker_config={
-                "spec": resolved_spec.to_dict(),
-                "spec_hash": resolved_spec.hash,
-                "toolset": None if tools else toolset,
-                "tools": tools or None,
-                "tools_key": tools_key(tools),
-                "parser": parser,
-            },
+        """Validate a reward choice, in a thread: its cost grows with the inline spec and tools."""
+        return await asyncio.to_thread(
+            self.resolve_config_now,
+            preset=preset,
+            spec=spec,
+            overrides=overrides,
+            toolset=toolset,
+            tools=tools,
+            parser=parser,
+            eos_tokens=eos_tokens,
         )
-        self._configs[key] = resolved
-        if len(self._configs) > _CONFIG_CACHE_SIZE:
-            self._configs.popitem(last=False)
+
+    def resolve_config_now(
+        self,
+        *,
+        preset: str | None,
+        spec: dict[str, Any] | None,
+        overrides: dict[str, Any] | None = None,
+        toolset: str | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        parser: str = "auto",
+        eos_tokens: Sequence[str] | None = None,
+    ) -> ResolvedConfig:
+        key = hashlib.sha256(
+            json.dumps(
+                [preset, spec, overrides, toolset, tools, parser, eos_tokens], sort_keys=True, default=str
+            ).encode()
+        ).hexdigest()
+        with self._configs_lock:
+            cached = self._configs.get(key)
+            if cached is not None:
+                self._configs.move_to_end(key)
+                return cached
+        engine = resolve_engine_config(
+            preset=preset,
+            spec=spec,
+            overrides=overrides,
+            toolset=toolset,
+            tools=tools,
+            parser=parser,
+            eos_tokens=eos_tokens,
+        )
+        resolved = ResolvedConfig(engine=engine, preset=preset if spec is None else None)
+        with self._configs_lock:
+            self._configs[key] = resolved
+            if len(self._configs) > _CONFIG_CACHE_SIZE:
+                self._configs.popitem(last=False)
         return resolved
 
     # ------------------------------------------------------------------ scoring
     async def score_items(
-        self, config: ResolvedConfig, items: list[dict[str, Any]], *, run_id: str | None, step: int | None
-    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """Score, aggregate, account and record one batch. Returns (result dicts, stats dict)."""
+        self, config: ResolvedConfig, items: list[Any], *, run_id: str | None, step: int | None
+    ) -> tuple[list[ItemResult], BatchStats]:
+        """Score, aggregate, account and record one batch; results in the order of `items`."""
         pool = self.require_pool()
         self.metrics.batches_in_flight.inc()
         try:
-            results = await pool.score(config.worker_config, items) if items else []
+            # Each item travels with its index in the request, so errors name `items[i]` whatever chunk it is in.
+            scores = await pool.score(config.engine, list(enumerate(items))) if items else []
         finally:
             self.metrics.batches_in_flight.dec()
-        stats = batch_stats([_to_item_score(r) for r in results])
+        results = [item_result(score) for score in scores]
+        stats = batch_stats(results)
         self.metrics.record_batch(config.label, results, stats)
         if self.store is not None and results:
             now = time.time()
-            spec_hash = config.spec.hash
+            spec_hash = config.engine.spec.hash
             self.store.append(
                 [
                     {
@@ -128,10 +151,10 @@ class ServiceState:
                         "spec_hash": spec_hash,
                         "preset": config.preset,
                         "item": item,
-                        "reward": result["reward"],
-                        "components": result["components"],
-                        "reason": result["reason"],
-                        "error": result["error"],
+                        "reward": result.reward,
+                        "components": result.components,
+                        "reason": result.reason,
+                        "error": None if result.error is None else result.error.model_dump(),
                         "created_at": now,
                     }
                     for item, result in zip(items, results, strict=True)
@@ -143,32 +166,6 @@ class ServiceState:
         if self.pool is None:
             raise ApiError(503, "the scoring workers are not running", type="not_ready")
         return self.pool
-
-
-def _to_item_score(result: dict[str, Any]) -> ItemScore:
-    error = result.get("error")
-    return ItemScore(
-        result.get("reward"),
-        result.get("components") or {},
-        result.get("reason", ""),
-        None if error is None else ItemError(error["type"], error["message"], error.get("param")),
-        result.get("n_calls", 0),
-        result.get("n_invalid_tools", 0),
-    )
-
-
-def public_result(result: dict[str, Any]) -> dict[str, Any]:
-    """A worker result as `protocol.ItemResult` (the call counts let a client that sent a batch in
-    chunks recompute the batch's rates exactly; an item with an error has none)."""
-    scored = result["error"] is None
-    return {
-        "reward": result["reward"],
-        "components": result["components"],
-        "reason": result["reason"],
-        "error": result["error"],
-        "n_tool_calls": result.get("n_calls", 0) if scored else None,
-        "n_invalid_tools": result.get("n_invalid_tools", 0) if scored else None,
-    }
 
 
 # ---------------------------------------------------------------------------- dependencies

@@ -1,18 +1,16 @@
-"""Functions that run inside the scoring processes: plain dicts in, plain dicts out.
+"""Functions that run inside the scoring processes.
 
-The API process resolves and validates every request, then ships a *job* to a worker:
+The API process validates a request's reward choice into an `EngineConfig` (the engine's own,
+picklable, already checked) and ships a *job* to a worker:
 
-    {"config": {"spec": <canonical spec dict>, "spec_hash": str, "toolset": str | None,
-                "tools": [<OpenAI tool schema>] | None, "parser": str},
-     "items": [<protocol.ScoreItem as a dict>, ...]}
+    {"config": EngineConfig, "items": [(index in the request, raw item), ...]}
 
-and gets back one result dict per item, in order:
+and gets back one `ItemScore` per item, in order. The raw items are read here, by the engine,
+one at a time, so a malformed item is that item's error (named `items[index]`), and that work,
+proportional to the request's size, never runs on the service's event loop.
 
-    {"reward": float | None, "components": {name: float | None}, "reason": str,
-     "error": {"type", "message", "param"} | None, "n_calls": int, "n_invalid_tools": int}
-
-Each process keeps its `ScoringEngine`s (keyed by spec hash, toolset and parser) so the caches
-they hold (parsed gold answers, compiled schemas, tool executions) survive across requests.
+Each process keeps its `ScoringEngine`s (keyed by `EngineConfig.key`) so the caches they hold
+(parsed gold answers, compiled schemas, tool executions) survive across requests.
 Nothing here may raise for an item: anything unexpected becomes that item's error.
 """
 
@@ -21,13 +19,12 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
-import math
 import os
 import signal
 import time
 from typing import Any
 
-from ..scoring import EngineCache, ItemScore, ScoringEngine
+from ..scoring import EngineCache, ItemError, ItemScore
 from ..toolsets import get_toolset, load_toolsets_file, register_toolset
 
 _engines = EngineCache(size=64)
@@ -60,67 +57,26 @@ def warm_up(delay_ms: int = 0) -> int:
     return os.getpid()
 
 
-def engine_for(config: dict[str, Any]) -> ScoringEngine:
-    return _engines.get(
-        config["spec"],
-        spec_hash=config["spec_hash"],
-        toolset=config.get("toolset"),
-        tools=config.get("tools"),
-        parser=config.get("parser"),
-    )
+def error_result(type: str, message: str, param: str | None = None) -> ItemScore:
+    """An item that could not be scored (the pool uses it for timeouts and crashed workers)."""
+    return ItemScore(None, {}, message, ItemError(type, message, param))
 
 
-def error_result(type: str, message: str, param: str | None = None) -> dict[str, Any]:
-    return {
-        "reward": None,
-        "components": {},
-        "reason": message,
-        "error": {"type": type, "message": message, "param": param},
-        "n_calls": 0,
-        "n_invalid_tools": 0,
-    }
-
-
-def result_dict(score: ItemScore) -> dict[str, Any]:
-    if score.error is not None:
-        error = score.error
-        return {
-            **error_result(error.type, error.message, error.param),
-            "reason": score.reason or error.message,
-        }
-    if score.reward is None or not math.isfinite(score.reward):
-        # A spec with extreme weights can overflow; say so rather than send a null or inf reward.
-        return error_result("non_finite_reward", f"the reward is not a finite number ({score.reward!r})")
-    components = {k: (v if v is None or math.isfinite(v) else None) for k, v in score.components.items()}
-    return {
-        "reward": float(score.reward),
-        "components": components,
-        "reason": score.reason,
-        "error": None,
-        "n_calls": score.n_calls,
-        "n_invalid_tools": score.n_invalid_tools,
-    }
-
-
-def score_chunk(job: dict[str, Any]) -> list[dict[str, Any]]:
+def score_chunk(job: dict[str, Any]) -> list[ItemScore]:
     """Score one chunk of items; always returns one result per item."""
-    items: list[dict[str, Any]] = job["items"]
+    items: list[tuple[int, Any]] = job["items"]
     try:
-        engine = engine_for(job["config"])
+        engine = _engines.get(job["config"])
     except Exception as exc:  # validated in the API process already; a failure here is a bug
         message = f"cannot build the scoring engine: {type(exc).__name__}: {exc}"
-        return [error_result("internal_error", message) for _ in items]
-    try:
-        return [result_dict(score) for score in engine.score_dicts(items)]
-    except Exception:
-        # The engine guards each item; if the batch call itself fails, isolate the culprit.
-        out = []
-        for item in items:
-            try:
-                out.append(result_dict(engine.score_dicts([item])[0]))
-            except Exception as exc:
-                out.append(error_result("internal_error", f"{type(exc).__name__}: {exc}"))
-        return out
+        return [error_result("internal_error", message, f"items[{index}]") for index, _ in items]
+    out: list[ItemScore] = []
+    for index, raw in items:
+        try:
+            out.append(engine.score_raw_item(raw, index))
+        except Exception as exc:  # score_raw_item guards the item; this is belt and braces
+            out.append(error_result("internal_error", f"{type(exc).__name__}: {exc}", f"items[{index}]"))
+    return out
 
 
 def _json_safe(value: Any) -> bool:

@@ -3,7 +3,7 @@
 Pure Python: importing it pulls in no web, HTTP or ML framework (a test checks `sys.modules`).
 
     >>> from mentor_server.scoring import ScoringEngine, item_from_dict, resolve_spec
-    >>> engine = ScoringEngine(resolve_spec("mentor"))
+    >>> engine = ScoringEngine(resolve_spec("mentor"), eos_tokens=["<|im_end|>"])
     >>> item = item_from_dict({
     ...     "completion": '<tool_call>{"name": "add", "arguments": {"a": 2, "b": 3}}</tool_call>'
     ...                   "<tool_response>5</tool_response> The answer is \\\\boxed{5}.<|im_end|>",
@@ -14,9 +14,20 @@ Pure Python: importing it pulls in no web, HTTP or ML framework (a test checks `
     1.1
 """
 
-from .engine import EngineCache, ScoringEngine, batch_stats, item_from_dict, resolve_toolset, tools_key
+from .engine import (
+    CompiledSpec,
+    EngineCache,
+    EngineConfig,
+    ScoringEngine,
+    compile_spec,
+    completion_finished,
+    resolve_engine_config,
+    resolve_toolset,
+    tools_key,
+)
+from .items import ITEM_FIELDS, item_from_dict
 from .presets import PresetDescription, get_preset, list_presets, preset_names, register_preset, resolve_spec
-from .spec import COMPONENT_NAMES, GATE_CONDITIONS, RewardSpec
+from .spec import COMPONENT_NAMES, DEFAULT_EOS_TOKENS, GATE_CONDITIONS, RewardSpec
 from .types import (
     ComponentResult,
     ItemError,
@@ -27,13 +38,18 @@ from .types import (
     ScoringConfigError,
     ScoringItem,
     ToolCall,
+    field_path,
 )
 
 __all__ = [
     "COMPONENT_NAMES",
+    "DEFAULT_EOS_TOKENS",
     "GATE_CONDITIONS",
+    "ITEM_FIELDS",
+    "CompiledSpec",
     "ComponentResult",
     "EngineCache",
+    "EngineConfig",
     "ItemError",
     "ItemScore",
     "ParsedRollout",
@@ -45,12 +61,15 @@ __all__ = [
     "ScoringEngine",
     "ScoringItem",
     "ToolCall",
-    "batch_stats",
+    "compile_spec",
+    "completion_finished",
+    "field_path",
     "get_preset",
     "item_from_dict",
     "list_presets",
     "preset_names",
     "register_preset",
+    "resolve_engine_config",
     "resolve_spec",
     "resolve_toolset",
     "tools_key",

@@ -16,8 +16,10 @@ score in worker threads). We call it with its timeouts disabled and enforce the 
 ourselves, in any thread: inputs whose evaluation could sit inside one uninterruptible C call
 (power towers, huge exponents or factorials, very long digit runs, deep nesting, long strings)
 never reach sympy, and the rest runs under a deadline that a watchdog thread enforces by raising
-an exception in the judging thread (see `_time_limit`). A timed-out item is judged incorrect with
-reason "timeout"; the caller's time limit covers one `judge` call, all its ground truths together.
+an exception in the judging thread (see `_time_limit`). A timed-out judgement is not a verdict:
+it carries `error="judge_timeout"` (an exception inside judging, `"judge_error"`), and the engine
+reports the item as an error rather than as a wrong answer. The caller's time limit covers one
+`judge` call, all its ground truths together.
 
 Parity with the MENTOR authors' judge (math-verify metric, math-verify parse/verify and mathruler,
 any one saying equal): every one of the 150 public parity cases gets the authors' verdict (see the
@@ -109,10 +111,12 @@ def extract_boxed(text: str) -> str | None:
         >>> extract_boxed("no answer") is None
         True
     """
-    end = len(text)
+    # Each command's last occurrence is searched again only after it was skipped: re-searching
+    # both on every skip made many bare mentions of one command quadratic (the other's search
+    # ran over the whole prefix each time). Linear: every character is passed by each search once.
+    at_boxed = text.rfind(_BOX_COMMANDS[0])
+    at_fbox = text.rfind(_BOX_COMMANDS[1])
     while True:
-        at_boxed = text.rfind(_BOX_COMMANDS[0], 0, end)
-        at_fbox = text.rfind(_BOX_COMMANDS[1], 0, end)
         start = max(at_boxed, at_fbox)
         if start < 0:
             return None
@@ -121,7 +125,10 @@ def extract_boxed(text: str) -> str | None:
         if box is not None:
             content_start, close = box
             return None if close < 0 else text[content_start:close]
-        end = start
+        if start == at_boxed:
+            at_boxed = text.rfind(_BOX_COMMANDS[0], 0, start)
+        else:
+            at_fbox = text.rfind(_BOX_COMMANDS[1], 0, start)
 
 
 def strip_boxed(gt: str) -> str:
@@ -630,11 +637,15 @@ class AnswerVerdict:
     `method` names the check that decided: "exact", "numeric", "text", "symbolic", or
     "no_answer" (empty prediction / no ground truth) and "error" (a bug, reported not raised).
     `reason` is a short human-readable explanation; it is "timeout" when the time limit hit.
+    `error` is set when the judge could not decide: "judge_timeout" (the time limit hit) or
+    "judge_error" (an exception inside judging). Such a verdict is not a "wrong answer": the
+    engine reports the item as an error instead of scoring it.
     """
 
     correct: bool
     method: str
     reason: str
+    error: str | None = None
 
 
 _K = TypeVar("_K")
@@ -778,7 +789,7 @@ class AnswerJudge:
             return self._judge(predicted, ground_truths)
         except Exception as exc:  # a bug must not fail a training batch; it is reported instead
             logger.exception("answer judge failed")
-            return AnswerVerdict(False, "error", f"judge error: {type(exc).__name__}")
+            return AnswerVerdict(False, "error", f"judge error: {type(exc).__name__}: {exc}", "judge_error")
 
     # -- internals -------------------------------------------------------------------------
 
@@ -803,12 +814,12 @@ class AnswerJudge:
                 remaining = self.timeout_s - (time.monotonic() - started)
                 verdict = self._compare(pred, gold, remaining)
                 # A timeout on a budget shared with earlier golds is not the pair's own verdict.
-                if verdict.reason != "timeout" or remaining >= 0.95 * self.timeout_s:
+                if verdict.error != "judge_timeout" or remaining >= 0.95 * self.timeout_s:
                     self._verdicts.put((predicted, gold_raw), verdict)
             if verdict.correct:
                 return verdict
-            # Report a timeout over a plain "no": the answer may have been right.
-            if last is None or last.reason != "timeout":
+            # Report a failure to decide over a plain "no": the answer may have been right.
+            if last is None or last.error is None:
                 last = verdict
         assert last is not None
         return last
@@ -857,7 +868,7 @@ class AnswerJudge:
 
     def _symbolic(self, pred: _Answer, gold: _Answer, budget_s: float) -> AnswerVerdict:
         if budget_s <= 0:
-            return AnswerVerdict(False, "symbolic", "timeout")
+            return AnswerVerdict(False, "symbolic", "timeout", "judge_timeout")
         parse, verify = _MathVerify.functions()
         until = time.monotonic() + budget_s
         for answer in (gold, pred):
@@ -873,14 +884,14 @@ class AnswerJudge:
                     if budget_s >= 0.95 * self.timeout_s:
                         # It had the whole budget: do not retry it for every rollout of the gold.
                         answer.symbolic_state, answer.symbolic_note = _REJECTED, "timeout"
-                    return AnswerVerdict(False, "symbolic", "timeout")
+                    return AnswerVerdict(False, "symbolic", "timeout", "judge_timeout")
                 except Exception:  # math-verify catches its own errors; this is belt and braces
                     parsed = []
                 answer.symbolic, answer.symbolic_state = parsed, _PARSED
         for side, answer in (("answer", pred), ("ground truth", gold)):
             if answer.symbolic_state == _REJECTED:
                 if answer.symbolic_note == "timeout":
-                    return AnswerVerdict(False, "symbolic", "timeout")
+                    return AnswerVerdict(False, "symbolic", "timeout", "judge_timeout")
                 return AnswerVerdict(False, "symbolic", f"{side} too complex to check: {answer.symbolic_note}")
             if not answer.symbolic:
                 return AnswerVerdict(False, "symbolic", f"{side} could not be parsed")
@@ -895,7 +906,7 @@ class AnswerJudge:
                     )
                 )
         except _DeadlineExceeded:
-            return AnswerVerdict(False, "symbolic", "timeout")
+            return AnswerVerdict(False, "symbolic", "timeout", "judge_timeout")
         except Exception:
             equal = False
         if equal:

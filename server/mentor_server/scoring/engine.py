@@ -1,104 +1,249 @@
 """The scoring engine: parse each rollout once, judge its answer, run the spec's components, combine.
 
-`ScoringEngine(spec, toolset)` compiles the spec's options and builds the answer judge once;
-`score_batch` then scores a list of items. Work shared across the batch is cached: the judge
-keeps parsed gold answers and verdicts (GRPO scores `num_generations` rollouts per gold),
-toolsets keep compiled JSON-schema validators, tool executions are memoised per argument set.
+The path of one request, whatever the entry point (service, CLI, local backend, adapters):
 
-An item never fails its batch: malformed model output is scored; an item that cannot be read
-(bad reference, wrong types) or that trips an unexpected error gets `reward=None` and an
-`error`, and its neighbours are scored as usual.
+1. `resolve_engine_config(preset=..., spec=..., overrides=..., toolset=..., tools=..., parser=...,
+   eos_tokens=...)` validates the reward choice once (`compile_spec` checks every component's
+   options and the judge's) into an `EngineConfig`: frozen, picklable, what an engine is built
+   from. A mistake is a `ScoringConfigError` naming the field (`components.x.options.y`).
+2. `EngineCache.get(config)` returns the engine for it, built once per process and reused (the
+   judge's and the tool executions' caches survive across batches).
+3. `ScoringEngine.score_dicts(items, start)` reads each wire item (`items.item_from_dict`) and
+   scores it; an item that cannot be read or scored is that item's `ItemScore.error`, named by
+   its index in the request (`items[start + i].field`), and its neighbours are scored as usual.
+
+Work shared across a batch is cached: the judge keeps parsed gold answers and verdicts (GRPO
+scores `num_generations` rollouts per gold), toolsets keep compiled JSON-schema validators, tool
+executions are memoised per argument set.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..toolsets import Toolset, get_toolset, toolset_from_schemas
-from .answers import AnswerJudge, extract_boxed, strip_boxed
+from .answers import AnswerJudge, extract_boxed
 from .components import COMPONENTS, ItemContext, OutcomeOptions, invalid_tool_names
-from .parsing import named_calls, parse_completion
-from .spec import RewardSpec
+from .items import item_from_dict
+from .parsing import get_parser, named_calls, parse_completion
+from .parsing.messages import content_text
+from .presets import resolve_spec
+from .spec import DEFAULT_EOS_TOKENS, RewardSpec
 from .types import (
     ComponentResult,
     ItemError,
     ItemScore,
     ParsedRollout,
-    ReferenceCall,
-    ReferenceTrace,
     ScoringConfigError,
     ScoringItem,
+    join_path,
 )
+
+_MAX_EOS_TOKENS = 16
+
+
+# ---------------------------------------------------------------------------- configuration
+@dataclass(frozen=True, slots=True)
+class CompiledComponent:
+    name: str
+    weight: float
+    wrong_answer_scale: float
+    options: Any  # what the component's `compile` returned
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledSpec:
+    """A spec whose every option has been checked and compiled; picklable (it travels to workers)."""
+
+    spec: RewardSpec
+    hash: str
+    components: tuple[CompiledComponent, ...]
+    answer_from: str
+    judge_options: Mapping[str, Any]
+
+
+def compile_spec(spec: RewardSpec) -> CompiledSpec:
+    """Check and compile every component option and the judge's options; errors name the full path.
+
+    This is the one validation of a spec's options: `/v1/specs/validate` and scoring both call it.
+    """
+    compiled: list[CompiledComponent] = []
+    for name, comp in spec.components.items():
+        prefix = f"components.{name}.options"
+        try:
+            options = COMPONENTS[name].compile(comp.options)
+        except ScoringConfigError as exc:
+            raise ScoringConfigError(str(exc), param=_under(prefix, exc.param)) from exc
+        compiled.append(CompiledComponent(name, comp.weight, comp.wrong_answer_scale, options))
+    # The answer is judged for every spec (gates and wrong-answer scaling need the verdict),
+    # with the outcome component's options when it has them.
+    outcome = next((c.options for c in compiled if c.name == "outcome"), None)
+    if outcome is None:
+        outcome = COMPONENTS["outcome"].compile({})
+    assert isinstance(outcome, OutcomeOptions)
+    judge_param = "components.outcome.options.judge"
+    try:
+        AnswerJudge(**outcome.judge)  # checks types and ranges; the engine builds its own
+    except TypeError as exc:
+        raise ScoringConfigError(f"invalid judge option: {exc}", param=judge_param) from exc
+    except ScoringConfigError as exc:
+        raise ScoringConfigError(str(exc), param=_under(judge_param, exc.param)) from exc
+    return CompiledSpec(spec, spec.hash, tuple(compiled), outcome.answer_from, dict(outcome.judge))
+
+
+def _under(prefix: str, param: str | None) -> str:
+    # Component compilers name options relative to their own options, or already in full.
+    if param and param.startswith("components."):
+        return param
+    return join_path(prefix, param)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Everything an engine is built from, validated: the compiled spec, the tools, the parser and
+    the model's end-of-sequence tokens. Picklable; `key` identifies the engine it builds."""
+
+    spec: CompiledSpec
+    toolset: str | None = None
+    tools: tuple[Mapping[str, Any], ...] | None = None
+    tools_key: str = ""
+    parser: str = "auto"
+    eos_tokens: tuple[str, ...] | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str, tuple[str, ...] | None]:
+        return (self.spec.hash, self.tools_key or f"name:{self.toolset or ''}", self.parser, self.eos_tokens)
+
+
+def resolve_engine_config(
+    *,
+    preset: str | None = None,
+    spec: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    toolset: str | None = None,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    parser: str = "auto",
+    eos_tokens: Sequence[str] | None = None,
+) -> EngineConfig:
+    """Validate a reward choice into an `EngineConfig` (the one validation of every entry point).
+
+    Exactly one of `preset` and `spec` must be given: there is no default reward.
+    """
+    resolved = resolve_spec(
+        preset=preset,
+        spec=dict(spec) if spec is not None else None,
+        overrides=dict(overrides) if overrides is not None else None,
+    )
+    compiled = compile_spec(resolved)
+    inline = None
+    if tools is not None:
+        inline = tuple(dict(t) for t in tools)
+    resolve_toolset(toolset, inline)  # a bad schema or an unknown name fails here, naming the field
+    if not isinstance(parser, str):
+        raise ScoringConfigError("'parser' must be a parser name", param="parser")
+    get_parser(parser)  # an unknown name names `parser`
+    return EngineConfig(
+        spec=compiled,
+        toolset=None if inline else toolset,
+        tools=inline,
+        tools_key=tools_key(inline),
+        parser=parser,
+        eos_tokens=check_eos_tokens(eos_tokens),
+    )
+
+
+def check_eos_tokens(tokens: Sequence[str] | None, param: str = "eos_tokens") -> tuple[str, ...] | None:
+    if tokens is None:
+        return None
+    if isinstance(tokens, str) or not isinstance(tokens, Sequence):
+        raise ScoringConfigError("'eos_tokens' must be a list of strings", param=param)
+    if not tokens or len(tokens) > _MAX_EOS_TOKENS:
+        raise ScoringConfigError(f"'eos_tokens' must list 1 to {_MAX_EOS_TOKENS} tokens", param=param)
+    for i, token in enumerate(tokens):
+        if not isinstance(token, str) or not token or len(token) > 64:
+            raise ScoringConfigError("each end-of-sequence token must be a non-empty string", param=f"{param}[{i}]")
+    return tuple(tokens)
 
 
 class ScoringEngine:
-    """Scores items under one spec and toolset. Build once, reuse for many batches."""
+    """Scores items under one spec and toolset. Build once (or get one from `EngineCache`), reuse."""
 
-    def __init__(self, spec: RewardSpec, toolset: Toolset | None = None, parser: str | None = None) -> None:
-        self.spec = spec
-        if toolset is None and spec.toolset is not None:
-            toolset = get_toolset(spec.toolset)
+    def __init__(
+        self,
+        spec: RewardSpec | CompiledSpec,
+        toolset: Toolset | None = None,
+        parser: str | None = None,
+        eos_tokens: Sequence[str] | None = None,
+    ) -> None:
+        compiled = spec if isinstance(spec, CompiledSpec) else compile_spec(spec)
+        self.compiled = compiled
+        self.spec = compiled.spec
+        if toolset is None and self.spec.toolset is not None:
+            toolset = get_toolset(self.spec.toolset)
         self.toolset = toolset
         # A request's explicit parser wins; "auto" defers to the spec's choice.
-        self.parser = parser if parser not in (None, "auto") else spec.parser
-        self._compiled: list[tuple[str, float, float, Any]] = []
-        for name, comp in spec.components.items():
-            options = COMPONENTS[name].compile(comp.options)
-            self._compiled.append((name, comp.weight, comp.wrong_answer_scale, options))
-        # The answer is judged for every spec (gates and wrong-answer scaling need the verdict),
-        # with the outcome component's options when it has them.
-        outcome_options = next((o for n, _, _, o in self._compiled if n == "outcome"), None)
-        if outcome_options is None:
-            outcome_options = COMPONENTS["outcome"].compile({})
-        assert isinstance(outcome_options, OutcomeOptions)
-        self._answer_from = outcome_options.answer_from
-        judge_param = "components.outcome.options.judge"
-        try:
-            self.judge = AnswerJudge(**outcome_options.judge)
-        except TypeError as exc:
-            raise ScoringConfigError(f"invalid judge option: {exc}", param=judge_param) from exc
-        except ScoringConfigError as exc:
-            param = f"{judge_param}.{exc.param}" if exc.param else judge_param
-            raise ScoringConfigError(str(exc), param=param) from exc
-        self._total_weight = sum(w for _, w, _, _ in self._compiled if w > 0)
+        self.parser = parser if parser not in (None, "auto") else self.spec.parser
+        # The model's tokens (the request's) win over the spec's; with neither, the common ones.
+        self.eos_tokens: tuple[str, ...] = tuple(eos_tokens or self.spec.eos_tokens or DEFAULT_EOS_TOKENS)
+        self._components = compiled.components
+        self._answer_from = compiled.answer_from
+        self.judge = AnswerJudge(**compiled.judge_options)
+        self._total_weight = sum(c.weight for c in self._components if c.weight > 0)
         self._execution_cache: dict[tuple[str, str], str | None] = {}
-        self._gates = [(g.when, g.reward) for g in spec.gates]
+        self._gates = [(g.when, g.reward) for g in self.spec.gates]
+
+    @classmethod
+    def from_config(cls, config: EngineConfig) -> ScoringEngine:
+        return cls(config.spec, resolve_toolset(config.toolset, config.tools), config.parser, config.eos_tokens)
 
     # ------------------------------------------------------------------ public API
     def score_batch(self, items: Sequence[ScoringItem]) -> list[ItemScore]:
         return [self.score_item_safely(item) for item in items]
 
-    def score_dicts(self, items: Iterable[Mapping[str, Any]]) -> list[ItemScore]:
-        """Score wire-shaped dicts; an item that cannot be read becomes an error result."""
-        out: list[ItemScore] = []
-        for index, raw in enumerate(items):
-            try:
-                item = item_from_dict(raw)
-            except ScoringConfigError as exc:
-                param = f"items[{index}].{exc.param}" if exc.param else f"items[{index}]"
-                out.append(_error_score("invalid_item", str(exc), param))
-                continue
-            out.append(self.score_item_safely(item))
-        return out
+    def score_dicts(self, items: Sequence[Any], start: int = 0) -> list[ItemScore]:
+        """Score wire-shaped items (JSON objects); item `i` is named `items[start + i]` in errors."""
+        return [self.score_raw_item(raw, start + i) for i, raw in enumerate(items)]
+
+    def score_raw_item(self, raw: Any, index: int) -> ItemScore:
+        where = f"items[{index}]"
+        try:
+            item = item_from_dict(raw)
+        except ScoringConfigError as exc:
+            return _error_score("invalid_item", f"{join_path(where, exc.param)}: {exc}", join_path(where, exc.param))
+        except RecursionError:
+            return _error_score("too_deep", f"{where}: the item nests too deeply to read", where)
+        score = self.score_item_safely(item)
+        if score.error is not None and score.error.param is None:
+            return replace(score, error=replace(score.error, param=where))
+        return score
 
     def score_item_safely(self, item: ScoringItem) -> ItemScore:
         try:
-            return self.score_item(item)
+            score = self.score_item(item)
         except ScoringConfigError as exc:
             return _error_score("invalid_item", str(exc), exc.param)
         except RecursionError:
             return _error_score("too_deep", "the item nests too deeply to score", None)
         except Exception as exc:  # an engine bug must not fail the batch; it is reported, not zeroed
             return _error_score("internal_error", f"{type(exc).__name__}: {exc}", None)
+        if score.error is None and (score.reward is None or not math.isfinite(score.reward)):
+            # A spec with extreme weights can overflow: say so rather than send a null or inf reward.
+            return _error_score("non_finite_reward", f"the reward is not a finite number ({score.reward!r})", None)
+        return score
 
     def score_item(self, item: ScoringItem) -> ItemScore:
         spec = self.spec
-        parsed = parse_completion(item.completion, parser=self.parser, eos_token=spec.eos_token, finished=item.finished)
+        finished = item.finished
+        if finished is None:
+            finished = completion_finished(item.completion, self.eos_tokens)
+        parsed = parse_completion(item.completion, parser=self.parser, eos_token=None, finished=finished)
         answer = self._answer(parsed)
         correct: bool | None
         if not item.ground_truth:
@@ -107,6 +252,9 @@ class ScoringEngine:
             correct, outcome_reason = False, "no answer"
         else:
             verdict = self.judge.judge(answer, item.ground_truth)
+            if verdict.error is not None:
+                # The judge could not decide: not a wrong answer, and not a reward (docs/rewards.md).
+                return _error_score(verdict.error, f"the answer judge could not decide: {verdict.reason}", None)
             correct, outcome_reason = verdict.correct, verdict.reason
         named = named_calls(parsed)
         invalid = invalid_tool_names(named, self.toolset)
@@ -117,9 +265,9 @@ class ScoringEngine:
         # Components are computed even when a gate decides the reward: the logged component
         # means then still show what gated rollouts did (e.g. hallucinated tools when truncated).
         results: dict[str, ComponentResult] = {}
-        for name, _weight, _scale, options in self._compiled:
-            results[name] = COMPONENTS[name].score(ctx, options)
-        components = {name: r.score for name, r in results.items()}
+        for comp in self._components:
+            results[comp.name] = COMPONENTS[comp.name].score(ctx, comp.options)
+        components = {name: _finite(r.score) for name, r in results.items()}
 
         gate = self._fired_gate(parsed, answer, item)
         if gate is not None:
@@ -130,13 +278,13 @@ class ScoringEngine:
         wrong = correct is False
         applicable_weight = 0.0
         weighted = 0.0
-        for name, weight, scale, _options in self._compiled:
-            score = components[name]
-            if score is None or weight == 0:
+        for comp in self._components:
+            score = components[comp.name]
+            if score is None or comp.weight == 0:
                 continue
-            if weight > 0:
-                applicable_weight += weight
-            weighted += weight * score * (scale if wrong else 1.0)
+            if comp.weight > 0:
+                applicable_weight += comp.weight
+            weighted += comp.weight * score * (comp.wrong_answer_scale if wrong else 1.0)
         if spec.none_policy == "renormalize" and 0 < applicable_weight < self._total_weight:
             weighted *= self._total_weight / applicable_weight
         reward += weighted
@@ -176,8 +324,28 @@ def _fmt(score: float | None) -> str:
     return "n/a" if score is None else f"{score:.3g}"
 
 
+def _finite(score: float | None) -> float | None:
+    return score if score is None or math.isfinite(score) else None
+
+
 def _error_score(kind: str, message: str, param: str | None) -> ItemScore:
     return ItemScore(None, {}, message, ItemError(kind, message, param))
+
+
+def completion_finished(completion: str | list[dict[str, Any]], eos_tokens: tuple[str, ...]) -> bool | None:
+    """Did the rollout end with one of the model's end-of-sequence tokens?
+
+    Text: True or False. A message list: True when the last assistant message ends with one,
+    else unknown (None): chat frameworks strip special tokens from message contents, so their
+    absence says nothing; the caller's `finished` is what tells truncation there.
+    """
+    if isinstance(completion, str):
+        return completion.rstrip().endswith(eos_tokens)
+    for message in reversed(completion):
+        if isinstance(message, dict) and message.get("role") == "assistant":
+            text = content_text(message.get("content"))
+            return True if text is not None and text.rstrip().endswith(eos_tokens) else None
+    return None
 
 
 # ---------------------------------------------------------------------------- engine reuse
@@ -204,39 +372,25 @@ def resolve_toolset(name: str | None, tools: Sequence[Mapping[str, Any]] | None)
 
 
 class EngineCache:
-    """Engines built once per (spec, toolset, parser) and reused, least recently used evicted.
+    """Engines built once per `EngineConfig.key` and reused, least recently used evicted.
 
-    Building an engine compiles the spec's options and the answer judge, and the engine keeps
-    the judge's and the tool executions' caches, so the service's workers and the client's
-    local backend both keep engines across batches. Safe to share between threads.
+    The service's workers and the client's local backend both keep engines across batches (an
+    engine holds the judge's and the tool executions' caches). Safe to share between threads.
     """
 
     def __init__(self, size: int = 64) -> None:
         self._size = size
-        self._engines: OrderedDict[tuple[str, str, str], ScoringEngine] = OrderedDict()
+        self._engines: OrderedDict[tuple[Any, ...], ScoringEngine] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(
-        self,
-        spec: RewardSpec | Mapping[str, Any],
-        *,
-        spec_hash: str | None = None,
-        toolset: str | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        parser: str | None = None,
-    ) -> ScoringEngine:
-        """The engine for this spec; `spec_hash` (when known) skips validating a cached spec."""
-        if spec_hash is None:
-            spec = spec if isinstance(spec, RewardSpec) else RewardSpec.from_dict(dict(spec))
-            spec_hash = spec.hash
-        key = (spec_hash, tools_key(tools) or f"name:{toolset or ''}", parser or "auto")
+    def get(self, config: EngineConfig) -> ScoringEngine:
+        key = config.key
         with self._lock:
             engine = self._engines.get(key)
             if engine is not None:
                 self._engines.move_to_end(key)
                 return engine
-        built = spec if isinstance(spec, RewardSpec) else RewardSpec.from_dict(dict(spec))
-        engine = ScoringEngine(built, resolve_toolset(toolset, tools), parser)
+        engine = ScoringEngine.from_config(config)
         with self._lock:
             self._engines[key] = engine
             while len(self._engines) > self._size:
@@ -246,120 +400,3 @@ class EngineCache:
     def clear(self) -> None:
         with self._lock:
             self._engines.clear()
-
-
-# ---------------------------------------------------------------------------- input
-def item_from_dict(data: Mapping[str, Any]) -> ScoringItem:
-    """Read one wire/JSONL item (the shape of `protocol.ScoreItem`). Unknown fields are ignored.
-
-    Raises ScoringConfigError naming the field when the item itself is malformed (a reference
-    that is not a trace, a completion that is neither text nor messages); a malformed
-    *completion content* is not an error here, it is scored.
-    """
-    if not isinstance(data, Mapping):
-        raise ScoringConfigError("an item must be a JSON object", param=None)
-    completion = data.get("completion")
-    if isinstance(completion, list):
-        for i, message in enumerate(completion):
-            if not isinstance(message, dict):
-                raise ScoringConfigError("each message must be an object", param=f"completion[{i}]")
-    elif not isinstance(completion, str):
-        raise ScoringConfigError("'completion' must be a string or a list of messages", param="completion")
-
-    reference = _reference_from(data)
-    ground_truth = _ground_truth_from(data.get("ground_truth"), reference)
-
-    finished = data.get("finished")
-    if finished is not None and not isinstance(finished, bool):
-        raise ScoringConfigError("'finished' must be true, false or null", param="finished")
-    return ScoringItem(completion, ground_truth, reference, finished)
-
-
-def _ground_truth_from(value: Any, reference: ReferenceTrace) -> tuple[str, ...]:
-    if value is None:
-        return (strip_boxed(reference.answer),) if reference.answer else ()
-    if isinstance(value, str):
-        return (strip_boxed(value),)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return (str(value),)
-    if isinstance(value, list):
-        out = []
-        for i, entry in enumerate(value):
-            if isinstance(entry, bool) or not isinstance(entry, (str, int, float)):
-                raise ScoringConfigError(
-                    "each acceptable answer must be a string or number", param=f"ground_truth[{i}]"
-                )
-            out.append(strip_boxed(str(entry)))
-        return tuple(out)
-    raise ScoringConfigError("'ground_truth' must be a string or a list of strings", param="ground_truth")
-
-
-def _reference_from(data: Mapping[str, Any]) -> ReferenceTrace:
-    raw = data.get("reference")
-    if raw is not None:
-        if not isinstance(raw, Mapping):
-            raise ScoringConfigError("'reference' must be an object with 'calls' and 'answer'", param="reference")
-        calls_raw = raw.get("calls", [])
-        if not isinstance(calls_raw, list):
-            raise ScoringConfigError("'reference.calls' must be a list", param="reference.calls")
-        calls = []
-        for i, call in enumerate(calls_raw):
-            if not isinstance(call, Mapping):
-                raise ScoringConfigError("each reference call must be an object", param=f"reference.calls[{i}]")
-            name = call.get("name")
-            if not isinstance(name, str) or not name:
-                raise ScoringConfigError(
-                    "a reference call needs a non-empty 'name'", param=f"reference.calls[{i}].name"
-                )
-            arguments = call.get("arguments", {})
-            if arguments is None:
-                arguments = {}
-            if not isinstance(arguments, dict):
-                raise ScoringConfigError("'arguments' must be an object", param=f"reference.calls[{i}].arguments")
-            calls.append(ReferenceCall(name, arguments, call.get("result")))
-        answer = raw.get("answer")
-        if answer is not None and not isinstance(answer, (str, int, float)):
-            raise ScoringConfigError("'reference.answer' must be a string", param="reference.answer")
-        possible = raw.get("possible_answers", False)
-        if not isinstance(possible, bool):
-            raise ScoringConfigError(
-                "'reference.possible_answers' must be a boolean", param="reference.possible_answers"
-            )
-        return ReferenceTrace(tuple(calls), None if answer is None else str(answer), False, possible)
-    names = data.get("teacher_tools")
-    if names is None:
-        return ReferenceTrace((), None, True, False)
-    if not isinstance(names, list):
-        raise ScoringConfigError("'teacher_tools' must be a list of tool names", param="teacher_tools")
-    for i, name in enumerate(names):
-        if not isinstance(name, str):
-            raise ScoringConfigError("each teacher tool must be a name (string)", param=f"teacher_tools[{i}]")
-    return ReferenceTrace(tuple(ReferenceCall(n) for n in names), None, True, False)
-
-
-# ---------------------------------------------------------------------------- aggregates
-def batch_stats(results: Sequence[ItemScore]) -> dict[str, Any]:
-    """Batch aggregates (the keys of `protocol.BatchStats`); errored items are left out of means."""
-    scored = [r for r in results if r.error is None]
-    rewards = [r.reward for r in scored if r.reward is not None]
-    sums: dict[str, float] = {}
-    counts: dict[str, int] = {}
-    names: list[str] = []
-    for r in scored:
-        for name, value in r.components.items():
-            if name not in counts:
-                counts[name] = 0
-                sums[name] = 0.0
-                names.append(name)
-            if value is not None:
-                sums[name] += value
-                counts[name] += 1
-    total_calls = sum(r.n_calls for r in scored)
-    return {
-        "n_items": len(results),
-        "n_errors": len(results) - len(scored),
-        "mean_reward": sum(rewards) / len(rewards) if rewards else None,
-        "component_means": {n: (sums[n] / counts[n] if counts[n] else None) for n in names},
-        "tool_call_rate": (sum(1 for r in scored if r.n_calls) / len(scored)) if scored else None,
-        "invalid_tool_rate": (sum(r.n_invalid_tools for r in scored) / total_calls) if total_calls else None,
-    }

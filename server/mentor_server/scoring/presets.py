@@ -181,13 +181,26 @@ def resolve_spec(
     spec: dict[str, Any] | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> RewardSpec:
-    """The spec a request asks for: a preset or an inline spec (not both), plus overrides."""
+    """The spec a request asks for: a preset or an inline spec (exactly one), plus overrides.
+
+    There is no default reward: a request that names neither is a mistake (a misspelt field
+    must not quietly become some preset), so it is an error naming `preset`.
+    """
     if preset is not None and spec is not None:
         raise ScoringConfigError("give either 'preset' or 'spec', not both", param="spec")
+    if preset is None and spec is None:
+        raise ScoringConfigError(
+            "name the reward: 'preset' (see GET /v1/presets or `mentor-reward presets`) or an inline 'spec'",
+            param="preset",
+        )
     if spec is not None:
+        if not isinstance(spec, dict):
+            raise ScoringConfigError("a reward spec must be a JSON object", param="spec")
         base = spec
     else:
-        base_spec = get_preset(preset or "mentor")
+        if not isinstance(preset, str):
+            raise ScoringConfigError("'preset' must be a preset name", param="preset")
+        base_spec = get_preset(preset)
         if not overrides:
             return base_spec
         base = base_spec.to_dict()

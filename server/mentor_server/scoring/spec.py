@@ -3,7 +3,6 @@
 A spec is plain JSON (so it can travel in a request, sit in a YAML file and be hashed):
 
     {
-      "eos_token": "<|im_end|>",
       "toolset": "calculator",
       "gates": [{"when": "not_finished", "reward": 0.0}, {"when": "no_answer", "reward": 0.1}],
       "components": {
@@ -21,6 +20,12 @@ over the components whose score is not None. With `none_policy: "renormalize"` t
 components that do not apply to an item (score None) are redistributed over those that do,
 so the reward keeps its range. A weight of 0 means "computed and reported, not rewarded".
 
+End of sequence. A spec does not assume a chat template: whether a rollout finished comes from
+the item's `finished`, else from the request's `eos_tokens` (the model's own), else from the
+spec's `eos_tokens` when it pins them, else from `DEFAULT_EOS_TOKENS`, the end tokens of the
+common chat templates (ChatML, Llama 3, Mistral, Gemma, Phi, DeepSeek...). The legacy
+single-token field `eos_token` is still read and becomes a one-entry `eos_tokens`.
+
 Specs are validated with pydantic; every error names the field (`components.tool_names.weight`).
 The hash is a digest of the canonical JSON form, so two equal specs share it whatever their
 key order, and a training run can record exactly which reward it used.
@@ -35,7 +40,22 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .types import ScoringConfigError
+from .types import ScoringConfigError, field_path
+
+DEFAULT_EOS_TOKENS: tuple[str, ...] = (
+    "<|im_end|>",  # ChatML: Qwen, Hermes, SmolLM
+    "<|eot_id|>",  # Llama 3
+    "<|eom_id|>",  # Llama 3 (a turn that ends in a tool call)
+    "</s>",  # Llama 2, Mistral
+    "<|endoftext|>",  # GPT-2 style and many base models
+    "<|end|>",  # Phi-3
+    "<end_of_turn>",  # Gemma
+    "<|eot|>",  # Llama 4
+    "<|eom|>",  # Llama 4
+    "<\uff5cend\u2581of\u2581sentence\uff5c>",  # DeepSeek
+    "<|return|>",  # gpt-oss
+)
+"""What counts as an end-of-sequence token when neither the request nor the spec names one."""
 
 COMPONENT_NAMES: tuple[str, ...] = (
     "format",
@@ -98,7 +118,7 @@ class RewardSpec(_Strict):
 
     name: str | None = None
     description: str = ""
-    eos_token: str | None = "<|im_end|>"
+    eos_tokens: tuple[str, ...] | None = None
     toolset: str | None = None
     parser: str = "auto"
     gates: tuple[GateSpec, ...] = ()
@@ -106,6 +126,27 @@ class RewardSpec(_Strict):
     bias: float = 0.0
     none_policy: Literal["skip", "renormalize"] = "skip"
     clip: tuple[float, float] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_eos_token(cls, data: Any) -> Any:
+        # Specs written before `eos_tokens` existed name one token; read it as a list of one.
+        if isinstance(data, dict) and "eos_token" in data:
+            data = dict(data)
+            legacy = data.pop("eos_token")
+            if data.get("eos_tokens") is not None and legacy is not None:
+                raise ValueError("give 'eos_tokens' (a list), not also the legacy 'eos_token'")
+            if legacy is not None:
+                data["eos_tokens"] = [legacy]
+            # A null legacy token meant "unknown": no pinned tokens either way.
+        return data
+
+    @field_validator("eos_tokens")
+    @classmethod
+    def _eos_tokens_nonempty(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None and (not value or any(not token for token in value)):
+            raise ValueError("eos_tokens must list at least one non-empty token (or be left out)")
+        return value
 
     @field_validator("components")
     @classmethod
@@ -133,7 +174,7 @@ class RewardSpec(_Strict):
             return cls.model_validate(data)
         except ValidationError as exc:
             first = exc.errors()[0]
-            path = ".".join(str(part) for part in first["loc"])
+            path = field_path(first["loc"]) or "spec"
             raise ScoringConfigError(f"invalid spec field '{path}': {first['msg']}", param=path) from exc
 
     def to_dict(self) -> dict[str, Any]:

@@ -9,6 +9,7 @@ what a model wrote. Malformed *configuration* or reference traces raise `Referen
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,3 +163,27 @@ class ScoringConfigError(ValueError):
     def __init__(self, message: str, param: str | None = None) -> None:
         super().__init__(message)
         self.param = param
+
+
+# ---------------------------------------------------------------------------- field paths
+def field_path(parts: Iterable[str | int]) -> str:
+    """The one notation every error's `param` uses: keys joined by dots, list indices in brackets.
+
+    `("items", 3, "reference", "calls", 0, "name")` -> `items[3].reference.calls[0].name`.
+    """
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def join_path(prefix: str, param: str | None) -> str:
+    """`prefix` followed by a path relative to it (`items[3]` + `reference` -> `items[3].reference`)."""
+    if not param:
+        return prefix
+    if not prefix:
+        return param
+    return prefix + param if param.startswith("[") else f"{prefix}.{param}"

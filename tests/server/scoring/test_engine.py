@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mentor_client.results import batch_stats, item_result
 from mentor_server.scoring import (
     COMPONENT_NAMES,
     ScoringEngine,
-    batch_stats,
     item_from_dict,
     list_presets,
     resolve_spec,
@@ -45,15 +45,9 @@ TRACE = {
     "answer": "20",
 }
 GOOD = rollout(call("add", a=2, b=3), response(5), call("multiply", a=5, b=4), response(20), answer="20")
-SWAPPED_ARGS = rollout(
-    call("add", a=3, b=2), response(5), call("multiply", a=4, b=5), response(20), answer="20"
-)
-HALLUCINATED = rollout(
-    call("plus", a=2, b=3), response("error"), call("multiply", a=5, b=4), response(20), answer="20"
-)
-WRONG_ARGS = rollout(
-    call("add", a=2, b=9), response(11), call("multiply", a=11, b=4), response(44), answer="44"
-)
+SWAPPED_ARGS = rollout(call("add", a=3, b=2), response(5), call("multiply", a=4, b=5), response(20), answer="20")
+HALLUCINATED = rollout(call("plus", a=2, b=3), response("error"), call("multiply", a=5, b=4), response(20), answer="20")
+WRONG_ARGS = rollout(call("add", a=2, b=9), response(11), call("multiply", a=11, b=4), response(44), answer="44")
 NO_CALLS = rollout(answer="20")
 BAD_JSON = rollout('<tool_call>{"name": "add", "arguments": {"a": 2,</tool_call>', answer="20")
 SCHEMA_BAD = rollout(
@@ -61,9 +55,7 @@ SCHEMA_BAD = rollout(
 )
 REDUNDANT = rollout(*(call("add", a=2, b=3) for _ in range(4)), call("multiply", a=5, b=4), answer="20")
 # Results equal the teacher's although the arguments differ (a different but valid route).
-OTHER_ROUTE = rollout(
-    call("add", a=1, b=4), response(5), call("multiply", a=10, b=2), response(20), answer="20"
-)
+OTHER_ROUTE = rollout(call("add", a=1, b=4), response(5), call("multiply", a=10, b=2), response(20), answer="20")
 
 COMPONENT_CASES = [
     # (id, completion, component, expected score or None, comparison)
@@ -199,9 +191,9 @@ def test_one_bad_item_never_fails_its_batch() -> None:
     assert results[1].reward is None and results[1].error is not None
     assert results[1].error.param == "items[1].completion"
     assert results[2].reward is not None  # malformed model output is scored, not an error
-    stats = batch_stats(results)
-    assert stats["n_items"] == 3 and stats["n_errors"] == 1
-    assert stats["tool_call_rate"] == 1.0
+    stats = batch_stats([item_result(r) for r in results])
+    assert stats.n_items == 3 and stats.n_errors == 1
+    assert stats.tool_call_rate == 1.0
 
 
 def test_batch_stats_rates() -> None:
@@ -209,10 +201,10 @@ def test_batch_stats_rates() -> None:
     results = engine.score_batch(
         [item_from_dict({"completion": text, "reference": TRACE}) for text in (GOOD, HALLUCINATED, NO_CALLS)]
     )
-    stats = batch_stats(results)
-    assert stats["tool_call_rate"] == pytest.approx(2 / 3)
-    assert stats["invalid_tool_rate"] == pytest.approx(1 / 4)
-    assert set(stats["component_means"]) == set(resolve_spec("flexible").components)
+    stats = batch_stats([item_result(r) for r in results])
+    assert stats.tool_call_rate == pytest.approx(2 / 3)
+    assert stats.invalid_tool_rate == pytest.approx(1 / 4)
+    assert set(stats.component_means) == set(resolve_spec("flexible").components)
 
 
 # ---------------------------------------------------------------------------- properties
@@ -233,9 +225,7 @@ def rollouts(draw: st.DrawFn) -> dict[str, Any]:
             parts.append(response(draw(numbers)))
         else:
             parts.append(draw(st.text(max_size=30)))
-    answer = draw(
-        st.one_of(st.none(), st.sampled_from(["20", "0.5", "\\frac{1}{2}", "x+1", ""]), st.text(max_size=8))
-    )
+    answer = draw(st.one_of(st.none(), st.sampled_from(["20", "0.5", "\\frac{1}{2}", "x+1", ""]), st.text(max_size=8)))
     completion = rollout(*parts, answer=answer, eos=draw(st.booleans()))
     reference = draw(st.sampled_from([TRACE, None]))
     item: dict[str, Any] = {
@@ -280,13 +270,15 @@ def test_rewards_bounded_deterministic_and_independent_of_batch_order(
 
 
 def test_engine_cache_reuses_engines_and_evicts_the_least_recent() -> None:
-    from mentor_server.scoring import EngineCache, get_preset
+    from mentor_server.scoring import EngineCache, resolve_engine_config
 
     cache = EngineCache(size=2)
-    mentor = cache.get(get_preset("mentor"))
-    assert cache.get(get_preset("mentor").to_dict()) is mentor  # same spec, as a dict
-    assert cache.get(get_preset("mentor"), spec_hash=get_preset("mentor").hash) is mentor
-    inline = cache.get(get_preset("mentor"), tools=[{"name": "add", "parameters": {"type": "object"}}])
+    mentor = cache.get(resolve_engine_config(preset="mentor"))
+    assert cache.get(resolve_engine_config(preset="mentor")) is mentor  # an equal config, built again
+    inline = cache.get(
+        resolve_engine_config(preset="mentor", tools=[{"name": "add", "parameters": {"type": "object"}}])
+    )
     assert inline is not mentor and inline.toolset is not None and inline.toolset.names == {"add"}
-    cache.get(get_preset("sparse"))  # a third engine evicts the least recently used (mentor)
-    assert cache.get(get_preset("mentor")) is not mentor
+    llama = cache.get(resolve_engine_config(preset="mentor", eos_tokens=["<|eot_id|>"]))
+    assert llama is not mentor and llama.eos_tokens == ("<|eot_id|>",)
+    assert cache.get(resolve_engine_config(preset="mentor")) is not mentor  # evicted (least recent)

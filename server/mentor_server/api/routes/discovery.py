@@ -20,11 +20,11 @@ from mentor_client.protocol import (
     ValidateSpecResponse,
 )
 
-from ...scoring import PresetDescription, ScoringConfigError, get_preset, list_presets, resolve_spec
+from ...scoring import PresetDescription, ScoringConfigError, get_preset, list_presets
 from ...toolsets import Toolset, get_toolset, list_toolsets
 from ..errors import ERROR_RESPONSES, ApiError, JSONErrorRoute
 from ..guards import check_depth
-from ..state import SettingsDep
+from ..state import SettingsDep, StateDep
 
 router = APIRouter(prefix=API_PREFIX, tags=["discovery"], route_class=JSONErrorRoute, responses=ERROR_RESPONSES)
 
@@ -78,10 +78,11 @@ async def toolset(name: str) -> ToolsetInfo:
 
 
 @router.post("/specs/validate", response_model=ValidateSpecResponse, summary="Validate a reward spec")
-async def validate_spec(request: ValidateSpecRequest, settings: SettingsDep) -> ValidateSpecResponse:
+async def validate_spec(request: ValidateSpecRequest, state: StateDep, settings: SettingsDep) -> ValidateSpecResponse:
+    """The same validation `/v1/score` runs (every component's options included)."""
     for name in ("spec", "overrides"):
         value = getattr(request, name)
         if value is not None:
             check_depth(value, settings.max_json_depth, name)
-    spec = resolve_spec(preset=request.preset, spec=request.spec, overrides=request.overrides)
-    return ValidateSpecResponse(spec=spec.to_dict(), spec_hash=spec.hash)
+    config = await state.resolve_config(preset=request.preset, spec=request.spec, overrides=request.overrides)
+    return ValidateSpecResponse(spec=config.spec.to_dict(), spec_hash=config.engine.spec.hash)

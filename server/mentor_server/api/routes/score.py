@@ -8,7 +8,10 @@ scored (a bad reference, a timeout) carries its own `error` and never fails its 
 
 An empty `items` list is valid: the answer is 200 with no results and `n_items: 0` (a trainer
 rank can legitimately have nothing to score), after the reward choice has been validated.
-Unknown request fields are ignored (the wire protocol's forward-compatibility rule).
+The request envelope is strict: an unknown field is a 400 naming it, and so is a request that
+names neither `preset` nor `spec`. Items are read one by one in the workers: a malformed item
+(a number as `completion`, a misspelt field) is that item's `error`, named `items[i]` by its
+index in this request, and never fails the batch.
 """
 
 from __future__ import annotations
@@ -16,21 +19,19 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import TypeAdapter
+from fastapi.responses import Response
 
-from mentor_client.protocol import API_PREFIX, ScoreItem, ScoreRequest, ScoreResponse
+from mentor_client.protocol import API_PREFIX, ScoreRequest, ScoreResponse
 
 from ..errors import ERROR_RESPONSES, ApiError, JSONErrorRoute
 from ..guards import check_depth
-from ..state import SettingsDep, StateDep, public_result
+from ..state import SettingsDep, StateDep
 
 router = APIRouter(prefix=API_PREFIX, tags=["scoring"], route_class=JSONErrorRoute, responses=ERROR_RESPONSES)
 
-_ITEMS = TypeAdapter(list[ScoreItem])
 
-
-def check_request_shape(request: ScoreRequest, max_items: int, max_depth: int) -> list[dict[str, Any]]:
-    """Enforce the item limit and nesting bound; return the items as plain dicts for the workers."""
+def check_request_shape(request: ScoreRequest, max_items: int, max_depth: int) -> None:
+    """Enforce the item limit and the nesting bound (items themselves are read by the workers)."""
     if len(request.items) > max_items:
         raise ApiError(
             413,
@@ -46,16 +47,9 @@ def check_request_shape(request: ScoreRequest, max_items: int, max_depth: int) -
         value = getattr(request, name)
         if value is not None:
             check_depth(value, max_depth, name)
-    items: list[dict[str, Any]] = _ITEMS.dump_python(request.items, exclude_none=True)
-    for index, item in enumerate(items):
-        # Only these two can nest: the other fields are strings or lists of strings by schema.
-        reference = item.get("reference")
-        if reference is not None:
-            check_depth(reference, max_depth - 1, f"items.{index}")
-        completion = item["completion"]
-        if not isinstance(completion, str):
-            check_depth(completion, max_depth - 1, f"items.{index}")
-    return items
+    for index, item in enumerate(request.items):
+        if isinstance(item, (dict, list)):
+            check_depth(item, max_depth - 1, f"items[{index}]")
 
 
 @router.post(
@@ -64,20 +58,20 @@ def check_request_shape(request: ScoreRequest, max_items: int, max_depth: int) -
     summary="Score a batch of rollouts",
     description=__doc__,
 )
-async def score(request: ScoreRequest, state: StateDep, settings: SettingsDep) -> dict[str, Any]:
-    items = check_request_shape(request, settings.max_items, settings.max_json_depth)
-    config = state.resolve_config(
+async def score(request: ScoreRequest, state: StateDep, settings: SettingsDep) -> Any:
+    check_request_shape(request, settings.max_items, settings.max_json_depth)
+    config = await state.resolve_config(
         preset=request.preset,
         spec=request.spec,
         overrides=request.overrides,
         toolset=request.toolset,
         tools=request.tools,
         parser=request.parser,
+        eos_tokens=request.eos_tokens,
     )
-    results, stats = await state.score_items(config, items, run_id=request.run_id, step=request.step)
-    return {
-        "results": [public_result(r) for r in results],
-        "spec_hash": config.spec.hash,
-        "preset": config.preset,
-        "stats": stats,
-    }
+    results, stats = await state.score_items(config, request.items, run_id=request.run_id, step=request.step)
+    response = ScoreResponse.model_construct(
+        results=results, spec_hash=config.engine.spec.hash, preset=config.preset, stats=stats
+    )
+    # Serialised by pydantic's own writer, once: the models were built from validated values.
+    return Response(response.model_dump_json().encode(), media_type="application/json")
