@@ -87,9 +87,7 @@ def test_trl_itself_sees_an_async_reward_with_our_name() -> None:
 
 
 # ---------------------------------------------------------------------------- the call
-def test_returns_one_reward_per_prompt_in_order(
-    service: FakeService, created: list[AsyncRewardClient]
-) -> None:
+def test_returns_one_reward_per_prompt_in_order(service: FakeService, created: list[AsyncRewardClient]) -> None:
     rewards = call(trl_reward_func("http://svc"), [f"c{i}" for i in range(7)])
     assert rewards == [float(i) for i in range(7)]
 
@@ -143,15 +141,13 @@ def test_malformed_reference_column_names_the_row(created: list[AsyncRewardClien
         call(trl_reward_func("http://svc"), ["c1", "c2"], ground_truth=["1"])
 
 
-def test_trl_extras_are_used_or_dropped_never_sent(
-    service: FakeService, created: list[AsyncRewardClient]
-) -> None:
+def test_trl_extras_are_used_or_dropped_never_sent(service: FakeService, created: list[AsyncRewardClient]) -> None:
     class Unserialisable:
         pass
 
     logged: list[tuple[str, float]] = []
     call(
-        trl_reward_func("http://svc", run_id="run-1"),
+        trl_reward_func("http://svc", run_id="run-1", toolset="calculator"),
         ["c1", "c2"],
         trainer_state=SimpleNamespace(global_step=7, unserialisable=Unserialisable()),
         log_extra=lambda column, values: None,
@@ -177,9 +173,7 @@ def test_component_means_go_to_log_metric(service: FakeService, created: list[As
     assert logged == pytest.approx({"outcome": 1 / 3, "tool_names": 0.035})
 
 
-def test_conversational_completions_with_tool_calls(
-    service: FakeService, created: list[AsyncRewardClient]
-) -> None:
+def test_conversational_completions_with_tool_calls(service: FakeService, created: list[AsyncRewardClient]) -> None:
     class Image:
         def __str__(self) -> str:
             return "<image>"
@@ -232,13 +226,9 @@ def test_without_eos_id_the_service_decides_and_a_warning_says_why(
 
 
 # ---------------------------------------------------------------------------- pickling and loops
-def test_pickle_round_trip_keeps_only_configuration(
-    service: FakeService, created: list[AsyncRewardClient]
-) -> None:
+def test_pickle_round_trip_keeps_only_configuration(service: FakeService, created: list[AsyncRewardClient]) -> None:
     config = ClientConfig(timeout=5.0, retry=FAST, chunk_size=8)
-    reward = trl_reward_func(
-        ["http://a", "http://b"], preset="mentor-f1", eos_token_id=2, api_key="sk", config=config
-    )
+    reward = trl_reward_func(["http://a", "http://b"], preset="mentor-f1", eos_token_id=2, api_key="sk", config=config)
     call(reward, ["c1"])  # a live client now exists for that (closed) loop
     assert set(reward.__getstate__()) == {"settings"}
     clone = pickle.loads(pickle.dumps(reward))
@@ -287,9 +277,7 @@ def test_two_loops_in_two_threads_at_once(service: FakeService, created: list[As
 
 
 # ---------------------------------------------------------------------------- components
-def test_component_reward_is_the_raw_component(
-    service: FakeService, created: list[AsyncRewardClient]
-) -> None:
+def test_component_reward_is_the_raw_component(service: FakeService, created: list[AsyncRewardClient]) -> None:
     reward = trl_reward_func("http://svc", component="tool_names")
     assert call(reward, ["c2", "c3", "bad"]) == [0.02, None, None]
 
@@ -308,10 +296,7 @@ def test_component_group_shares_one_request(service: FakeService, created: list[
     async def step() -> list[list[float | None]]:
         # As TRL gathers its async reward functions: same lists, concurrently.
         return await asyncio.gather(
-            *(
-                f(prompts=prompts, completions=completions, log_metric=lambda n, v: logged.append(n))
-                for f in funcs
-            )
+            *(f(prompts=prompts, completions=completions, log_metric=lambda n, v: logged.append(n)) for f in funcs)
         )
 
     outcome, tools = asyncio.run(step())
@@ -328,9 +313,7 @@ def test_component_group_pickles(service: FakeService, created: list[AsyncReward
     assert call(funcs[0], ["c4"]) == [1.0]
 
 
-def test_component_list_is_asked_of_the_service(
-    monkeypatch: pytest.MonkeyPatch, service: FakeService
-) -> None:
+def test_component_list_is_asked_of_the_service(monkeypatch: pytest.MonkeyPatch, service: FakeService) -> None:
     def client(*args: Any, **kwargs: Any) -> RewardClient:
         return RewardClient(*args, transport=service.transport(), **kwargs)
 
@@ -346,3 +329,107 @@ def test_inline_spec_replaces_the_preset(service: FakeService, created: list[Asy
     (body,) = service.bodies()
     assert body["spec"] == spec
     assert "preset" not in body and "toolset" not in body
+
+
+# ---------------------------------------------------------------------------- tools, EOS, gates, Arrow
+def get_weather(city: str, unit: str = "celsius") -> str:
+    """The current weather in a city.
+
+    Args:
+        city: the city's name
+        unit: celsius or fahrenheit
+    """
+    return f"sunny in {city}"
+
+
+def test_users_own_tools_are_sent_as_schemas(service: FakeService, created: list[AsyncRewardClient]) -> None:
+    call(trl_reward_func("http://svc", tools=[get_weather]), ["c1"])
+    (body,) = service.bodies()
+    assert "toolset" not in body
+    (tool,) = body["tools"]
+    assert tool["type"] == "function" and tool["function"]["name"] == "get_weather"
+    assert tool["function"]["parameters"]["required"] == ["city"]
+    schema = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}
+    call(trl_reward_func("http://svc", tools=[schema]), ["c1"])
+    assert service.bodies()[-1]["tools"] == [schema]
+    with pytest.raises(ValueError, match="not both"):
+        trl_reward_func(tools=[get_weather], toolset="calculator")
+
+
+def test_tokenizer_gives_eos_ids_and_text(service: FakeService, created: list[AsyncRewardClient]) -> None:
+    tokenizer = SimpleNamespace(eos_token="</s>", eos_token_id=2)
+    reward = trl_reward_func("http://svc", tokenizer=tokenizer)
+    call(reward, ["c1", "c2"], completion_ids=[[5, 2], [5, 6]])
+    (body,) = service.bodies()
+    assert body["eos_tokens"] == ["</s>"]
+    assert [item["finished"] for item in body["items"]] == [True, False]  # truncated: no EOS id at the end
+    assert pickle.loads(pickle.dumps(reward))._settings.eos_tokens == ("</s>",)
+
+
+def test_arrow_null_filled_reference_is_read_as_absent(service: FakeService, created: list[AsyncRewardClient]) -> None:
+    datasets = pytest.importorskip("datasets")
+    rows = [
+        {"calls": [{"name": "add", "arguments": {"a": 2, "b": 3}, "result": 5}], "answer": "5"},
+        {"calls": [{"name": "sqrt", "arguments": {"x": 4}, "result": 2}], "answer": "2"},
+    ]
+    as_dicts = datasets.Dataset.from_dict({"reference": rows})
+    as_text = datasets.Dataset.from_dict({"reference": [json.dumps(r) for r in rows]})
+    assert as_dicts[0]["reference"]["calls"][0]["arguments"] == {"a": 2, "b": 3, "x": None}  # Arrow's filler
+    call(trl_reward_func("http://svc"), ["c1", "c2"], reference=as_dicts["reference"])
+    call(trl_reward_func("http://svc"), ["c1", "c2"], reference=as_text["reference"])
+    from_dicts, from_text = service.bodies()
+    for body in (from_dicts, from_text):
+        assert [i["reference"]["answer"] for i in body["items"]] == ["5", "2"]
+    # The null argument travels as null: the engine reads it as an absent argument.
+    assert from_dicts["items"][0]["reference"]["calls"][0]["arguments"] == {"a": 2, "b": 3, "x": None}
+    assert from_text["items"][0]["reference"]["calls"][0]["arguments"] == {"a": 2, "b": 3}
+
+
+def test_gated_component_functions_rebuild_the_reward() -> None:
+    spec = {
+        "components": {
+            "outcome": {"weight": 0.7},
+            "tool_names": {"weight": 0.3, "wrong_answer_scale": 0.2},
+            "efficiency": {"weight": 0.0},
+        },
+        "bias": 0.0,
+        "none_policy": "skip",
+    }
+    gates = trl_module._GatedSpec.of(spec)
+    # Right answer: the full weights; wrong answer: the tool term scaled; n/a stays None.
+    assert gates.share("tool_names", {"outcome": 1.0, "tool_names": 0.5}) == pytest.approx(0.15)
+    assert gates.share("tool_names", {"outcome": 0.0, "tool_names": 0.5}) == pytest.approx(0.03)
+    assert gates.share("tool_names", {"outcome": 1.0, "tool_names": None}) is None
+    assert gates.share("efficiency", {"efficiency": 1.0}) == 0.0
+    with pytest.raises(ValueError, match="clip"):
+        trl_module._GatedSpec.of({**spec, "clip": [0, 1]})
+
+
+def test_gated_functions_give_the_gate_reward_to_the_gate_function(
+    service: FakeService, created: list[AsyncRewardClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def client(*args: Any, **kwargs: Any) -> RewardClient:
+        return RewardClient(*args, transport=service.transport(), **kwargs)
+
+    monkeypatch.setattr(trl_module, "RewardClient", client)
+    funcs = trl_component_reward_funcs("http://svc", gated=True)
+    assert [f.__name__ for f in funcs] == ["mentor_outcome", "mentor_tool_names", "mentor_gate"]
+    prompts, completions = ["p", "p"], ["c2", "c5"]
+    original = trl_module.MentorReward._values
+
+    def gate_second(self: MentorReward, response: Any) -> Any:
+        response.results[1].reason = "gate not_finished → 0"
+        response.results[1].reward = 0.0
+        return original(self, response)
+
+    monkeypatch.setattr(trl_module.MentorReward, "_values", gate_second)
+
+    async def step() -> list[list[float | None]]:
+        return list(await asyncio.gather(*(f(prompts=prompts, completions=completions) for f in funcs)))
+
+    outcome, tool_names, gate = asyncio.run(step())
+    # c2: outcome 1 (weight 0.7), tool_names 0.02 (weight 0.3); c5 was gated: all of it in the gate.
+    assert outcome == pytest.approx([0.7, 0.0]) and tool_names == pytest.approx([0.006, 0.0])
+    assert gate == [0.0, 0.0]
+    assert len(service.bodies()) == 1  # one request for the group
+    assert sum(v[0] for v in (outcome, tool_names, gate)) == pytest.approx(0.706)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 from typing import Any
 
 import pytest
@@ -56,20 +55,34 @@ def sent_items(service: FakeService) -> list[dict[str, Any]]:
     return [item for body in service.bodies() for item in body["items"]]
 
 
-def test_same_keys_every_call_and_nan_for_not_applicable(service: FakeService, compute: Any) -> None:
+def test_same_keys_every_call_and_none_for_not_applicable(service: FakeService, compute: Any) -> None:
     answers = [compute("gsm8k", text, "5") for text in ("c2", "c3", "c5")]
     assert [set(a) for a in answers] == [{"score", "outcome", "tool_names"}] * 3
-    assert all(isinstance(v, float) for a in answers for v in a.values())
+    assert all(
+        isinstance(v, float) for a in answers for k, v in a.items() if (a is not answers[1] or k != "tool_names")
+    )
     assert [a["score"] for a in answers] == [2.0, 3.0, 5.0]
-    assert math.isnan(answers[1]["tool_names"])  # 3 divides 3: not applicable, not zero
+    # 3 divides 3: not applicable. verl's metric code drops None (never NaN, never a made-up 0.0).
+    assert answers[1]["tool_names"] is None
     assert answers[2]["tool_names"] == 0.05
     # The component keys are asked of the service once per process, not per sample.
     assert len([r for r in service.requests if r.url.path == "/v1/specs/validate"]) == 1
 
 
-def test_item_error_raises_by_default(service: FakeService, compute: Any) -> None:
-    with pytest.raises(ItemScoringError, match="invalid_item"):
-        compute("gsm8k", "bad", "5")
+def test_item_error_raises_by_default_and_names_the_sample(
+    service: FakeService, compute: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    with (
+        caplog.at_level(logging.ERROR),
+        pytest.raises(ItemScoringError, match=r"verl sample 17 \(gsm8k\).*invalid_item"),
+    ):
+        compute("gsm8k", "bad", "5", {"index": 17})
+    assert "verl sample 17 (gsm8k) could not be scored" in caplog.text
+
+
+def test_malformed_reference_names_the_sample(service: FakeService, compute: Any) -> None:
+    with pytest.raises(ValueError, match=r"verl sample 3 \(gsm8k\): ground_truth.teacher_tools"):
+        compute("gsm8k", "c1", {"ground_truth": "1", "teacher_tools": [1, 2]}, {"index": 3})
 
 
 def test_item_error_fallback_is_explicit_and_keeps_the_keys(
@@ -81,7 +94,7 @@ def test_item_error_fallback_is_explicit_and_keeps_the_keys(
         failed = compute("gsm8k", "bad", "2")
     assert set(failed) == set(good)
     assert failed["score"] == -1.0
-    assert math.isnan(failed["outcome"])
+    assert failed["outcome"] is None
     assert "could not be scored" in caplog.text
 
 
@@ -112,6 +125,22 @@ def test_unreachable_service_raises(service: FakeService, compute: Any) -> None:
             },
         ),
         ("{1, 2}", None, {"ground_truth": "{1, 2}"}),
+        (
+            # Arrow (parquet, datasets) fills the keys other rows have with null: read as absent.
+            {
+                "ground_truth": "5",
+                "teacher_tools": None,
+                "reference": {
+                    "calls": [{"name": "add", "arguments": {"a": 2, "b": 3, "x": None}, "result": None}],
+                    "answer": None,
+                    "possible_answers": None,
+                },
+                "preset": None,
+                "toolset": None,
+            },
+            None,
+            {"ground_truth": "5", "reference": {"calls": [{"name": "add", "arguments": {"a": 2, "b": 3, "x": None}}]}},
+        ),
         ("7", {"teacher_tools": ["multiply"]}, {"ground_truth": "7", "teacher_tools": ["multiply"]}),
         (
             {"tool_calls_used": ["divide"]},
@@ -119,7 +148,15 @@ def test_unreachable_service_raises(service: FakeService, compute: Any) -> None:
             {"teacher_tools": ["divide"]},
         ),
     ],
-    ids=["plain", "json-string", "dict-with-trace", "set-notation-is-text", "extra-info-tools", "paper-key"],
+    ids=[
+        "plain",
+        "json-string",
+        "dict-with-trace",
+        "set-notation-is-text",
+        "arrow-null-filled",
+        "extra-info-tools",
+        "paper-key",
+    ],
 )
 def test_reference_from_the_sample(
     service: FakeService, compute: Any, ground_truth: Any, extra_info: Any, expected: dict[str, Any]
@@ -129,6 +166,9 @@ def test_reference_from_the_sample(
     item.pop("completion")
     item.pop("finished", None)
     item.get("reference", {}).pop("possible_answers", None)
+    for call in item.get("reference", {}).get("calls", []):
+        if call.get("result") is None:
+            call.pop("result", None)
     assert item == expected
 
 
@@ -170,9 +210,7 @@ def test_environment_chooses_preset_and_toolset(
     assert validate == [{"preset": "mentor-f1"}]  # keys always come from the environment's reward
 
 
-def test_inline_spec_from_the_environment(
-    service: FakeService, compute: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_inline_spec_from_the_environment(service: FakeService, compute: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = {"components": {"outcome": {"weight": 1.0}}}
     monkeypatch.setenv("MENTOR_REWARD_PRESET", "ignored-when-a-spec-is-given")
     monkeypatch.setenv("MENTOR_REWARD_SPEC", json.dumps(spec))

@@ -5,6 +5,14 @@ Trainers hand reward functions whatever their datasets hold: a reference trace a
 as a JSON string, a names-only teacher tool list, a ground truth that is sometimes a JSON
 object carrying all of these. The readers here accept each form and produce the wire
 `ScoreItem`, so that every adapter reads the same data the same way.
+
+Arrow-backed datasets (verl's parquet files, TRL's `datasets.Dataset`) store a column of dicts
+as one struct type holding the union of every row's keys, and fill a row's missing keys with
+null; lists come back as numpy arrays from pandas. The readers undo that: numpy values become
+lists, and a null key of the reference or of one of its calls is dropped (the wire default
+applies). A null *argument* value is kept as sent: the engine reads it as an absent argument,
+so `{"a": 2, "b": 3, "x": null}` scores as `{"a": 2, "b": 3}`. A reference stored as JSON text
+needs none of this and keeps mixed value types that Arrow cannot hold in one column.
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
-from ..protocol import ScoreItem
+from ..exceptions import ItemScoringError
+from ..protocol import ErrorInfo, ScoreItem
 
 T = TypeVar("T")
 
@@ -32,10 +41,17 @@ ENV_LOCAL = "MENTOR_REWARD_LOCAL"
 ENV_URL = "MENTOR_REWARD_URL"
 ENV_API_KEY = "MENTOR_REWARD_API_KEY"
 ENV_TIMEOUT = "MENTOR_REWARD_TIMEOUT"
+ENV_EOS_TOKENS = "MENTOR_REWARD_EOS_TOKENS"
 
 # Keys a label / ground-truth object may carry. `tool_calls_used` is the paper's name for the
 # names-only teacher trace.
-_LABEL_KEYS = frozenset({"ground_truth", "reference", "teacher_tools", "tool_calls_used", "preset", "toolset"})
+_LABEL_KEYS = frozenset(
+    {"ground_truth", "reference", "teacher_tools", "tool_calls_used", "preset", "toolset", "finished", "eos_tokens"}
+)
+# Keys of a reference call whose null means "not given" (Arrow's filler); `arguments` values are
+# left alone, since a null argument is the engine's to read (as absent).
+_REFERENCE_KEYS = ("calls", "answer", "possible_answers")
+_CALL_KEYS = ("name", "arguments", "result")
 _MAX_DEPTH = 64
 
 
@@ -58,6 +74,21 @@ def to_jsonable(value: Any, _depth: int = 0) -> Any:
     if callable(tolist):
         return to_jsonable(tolist(), _depth + 1)
     return str(value)
+
+
+def plain(value: Any) -> Any:
+    """A dataset value with numpy arrays and scalars turned into Python lists and numbers
+    (pandas reads parquet list columns as numpy arrays), containers copied."""
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, str | bytes | int | float | bool) or value is None:
+        return value
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        return plain(tolist())
+    return value
 
 
 def completion_payload(completion: Any) -> str | list[dict[str, Any]]:
@@ -84,7 +115,7 @@ def _maybe_json(value: Any, what: str) -> Any:
 
 
 def _teacher_tools(value: Any, what: str) -> list[str] | None:
-    value = _maybe_json(value, what)
+    value = _maybe_json(plain(value), what)
     if value is None:
         return None
     if isinstance(value, str):
@@ -95,6 +126,7 @@ def _teacher_tools(value: Any, what: str) -> list[str] | None:
 
 
 def _ground_truth(value: Any) -> str | list[str] | None:
+    value = plain(value)
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, bool):
@@ -106,32 +138,77 @@ def _ground_truth(value: Any) -> str | list[str] | None:
     return str(value)
 
 
-def label_fields(label: Any) -> dict[str, Any]:
+def clean_reference(reference: Any, what: str) -> dict[str, Any] | None:
+    """A reference trace from a dataset (dict or JSON text) as the wire takes it.
+
+    Null keys of the reference and of its calls are dropped (Arrow fills keys that other rows
+    have with null); null argument values stay, for the engine to read as absent arguments.
+    """
+    reference = _maybe_json(plain(reference), what)
+    if reference is None:
+        return None
+    if not isinstance(reference, Mapping):
+        raise ValueError(f"{what}: must be an object with 'calls' and 'answer', got {type(reference).__name__}")
+    out = {k: v for k, v in reference.items() if not (k in _REFERENCE_KEYS and v is None)}
+    calls = out.get("calls")
+    if isinstance(calls, list):
+        out["calls"] = [
+            {k: v for k, v in call.items() if not (k in _CALL_KEYS and v is None)}
+            if isinstance(call, Mapping)
+            else call
+            for call in calls
+        ]
+    cleaned: dict[str, Any] = to_jsonable(out)
+    return cleaned
+
+
+def _eos_tokens(value: Any, what: str) -> list[str] | None:
+    value = _maybe_json(plain(value), what)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Sequence) and value and all(isinstance(v, str) and v for v in value):
+        return list(value)
+    raise ValueError(f"{what}: must be a non-empty list of token strings")
+
+
+def label_fields(label: Any, where: str = "label") -> dict[str, Any]:
     """Read a label that may carry the whole reference (verl's `ground_truth`, OpenRLHF's
     `labels[i]`).
 
     A dict, or a string holding a JSON object, with any of `ground_truth`, `reference`,
-    `teacher_tools` (or `tool_calls_used`), `preset`, `toolset` is read field by field; any
-    other value is the ground truth itself. A JSON object without any of those keys, or a
-    string that only looks like JSON (`{1, 2}`), is a ground truth too.
+    `teacher_tools` (or `tool_calls_used`), `preset`, `toolset`, `finished`, `eos_tokens` is
+    read field by field; any other value is the ground truth itself. A JSON object without any
+    of those keys, or a string that only looks like JSON (`{1, 2}`), is a ground truth too.
+    Errors name `where` (the row) and the field.
     """
-    value = label
+    value = plain(label)
     if isinstance(label, str) and label.strip().startswith("{"):
         try:
             value = json.loads(label)
         except json.JSONDecodeError:
             value = label
     if isinstance(value, Mapping) and _LABEL_KEYS.intersection(value):
-        tools = value.get("teacher_tools", value.get("tool_calls_used"))
-        reference = _maybe_json(value.get("reference"), "label.reference")
+        tools = value.get("teacher_tools")
+        if tools is None:
+            tools = value.get("tool_calls_used")
+        finished = value.get("finished")
+        if finished is not None and not isinstance(finished, bool):
+            raise ValueError(f"{where}.finished: must be true, false or null, got {finished!r}")
+        for key in ("preset", "toolset"):
+            if value.get(key) is not None and not isinstance(value.get(key), str):
+                raise ValueError(f"{where}.{key}: must be a name (a string), got {value.get(key)!r}")
         return {
             "ground_truth": _ground_truth(value.get("ground_truth")),
-            "reference": to_jsonable(reference) if reference is not None else None,
-            "teacher_tools": _teacher_tools(tools, "label.teacher_tools"),
+            "reference": clean_reference(value.get("reference"), f"{where}.reference"),
+            "teacher_tools": _teacher_tools(tools, f"{where}.teacher_tools"),
             "preset": value.get("preset"),
             "toolset": value.get("toolset"),
+            "finished": finished,
+            "eos_tokens": _eos_tokens(value.get("eos_tokens"), f"{where}.eos_tokens"),
         }
-    return {"ground_truth": _ground_truth(label)}
+    return {"ground_truth": _ground_truth(value)}
 
 
 def build_item(
@@ -145,20 +222,43 @@ def build_item(
 ) -> ScoreItem:
     """One wire item from loosely typed column values; malformed references raise ValueError
     naming `where` (a dataset bug to fix, not a model output to score)."""
-    reference = _maybe_json(reference, f"{where}: reference")
-    if reference is not None and not isinstance(reference, Mapping):
-        raise ValueError(f"{where}: reference must be an object with 'calls' and 'answer'")
+    try:
+        payload = completion_payload(completion)
+    except TypeError as exc:
+        raise TypeError(f"{where}: {exc}") from exc
     data: dict[str, Any] = {
-        "completion": completion_payload(completion),
+        "completion": payload,
         "ground_truth": _ground_truth(ground_truth),
-        "reference": to_jsonable(reference) if reference is not None else None,
+        "reference": clean_reference(reference, f"{where}: reference"),
         "teacher_tools": _teacher_tools(teacher_tools, f"{where}: teacher_tools"),
         "finished": finished,
     }
     try:
         return ScoreItem.model_validate(data)
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        raise ValueError(f"{where}: {exc}") from exc
+        raise ValueError(f"{where}: {_first_error(exc)}") from exc
+
+
+def _first_error(exc: ValueError) -> str:
+    """pydantic's first complaint as `field.path: message` (its full text spans many lines)."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        loc = ".".join(str(p) for p in first.get("loc", ()))
+        return f"{loc}: {first.get('msg', '')}" if loc else str(first.get("msg", exc))
+    return str(exc)
+
+
+class RowScoringError(ItemScoringError):
+    """`ItemScoringError` whose message names the trainer's row (`where`), not only its index in
+    the request: trainers that swallow exceptions still log the message, and the row is what
+    the user has to find in the dataset."""
+
+    def __init__(self, index: int, error: ErrorInfo, where: str) -> None:
+        super().__init__(index, error)
+        param = f" (param: {error.param})" if error.param else ""
+        self.args = (f"{where} could not be scored: {error.type}: {error.message}{param}",)
+        self.where = where
 
 
 # ---------------------------------------------------------------------------- environment
@@ -173,7 +273,8 @@ class EnvSettings:
     MENTOR_REWARD_ON_ERROR (a number: the score given to an item the service cannot score;
     unset: raise `ItemScoringError`), MENTOR_REWARD_FINISHED (`assume`: the response ended
     with EOS unless told otherwise; `detect`: let the service look for the EOS token in the
-    text).
+    text), MENTOR_REWARD_EOS_TOKENS (the model's end-of-sequence token(s): one token, or a JSON
+    list; sent as `eos_tokens` where the text keeps special tokens).
     """
 
     base_urls: tuple[str, ...] | None
@@ -185,6 +286,7 @@ class EnvSettings:
     local: bool
     on_error: float | None
     finished: Literal["assume", "detect"] | None
+    eos_tokens: tuple[str, ...] | None = None
 
     @classmethod
     def from_env(cls, *, finished_default: Literal["assume", "detect"] | None = None) -> EnvSettings:
@@ -200,7 +302,10 @@ class EnvSettings:
             timeout_value = float(timeout) if timeout else None
         except ValueError as exc:
             raise ValueError(f"{ENV_ON_ERROR} and {ENV_TIMEOUT} must be numbers: {exc}") from exc
+        eos_text = env.get(ENV_EOS_TOKENS, "").strip()
+        eos = _eos_tokens(eos_text, ENV_EOS_TOKENS) if eos_text else None
         return cls(
+            eos_tokens=tuple(eos) if eos else None,
             base_urls=tuple(u.strip() for u in url.split(",") if u.strip()) or None,
             api_key=env.get(ENV_API_KEY, "").strip() or None,
             timeout=timeout_value,

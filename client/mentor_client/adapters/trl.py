@@ -8,15 +8,23 @@ rewards, and whose `__name__` names the metric (`rewards/mentor/mean`). What it 
   could not score it, or the requested component does not apply); a service that cannot be
   reached raises after retries — a failure is never turned into a 0.0 reward;
 - only the dataset columns it is told about are read (`reference`, `ground_truth`,
-  `teacher_tools`); TRL's `trainer_state` gives the step for score records, and `log_metric`
-  receives the batch mean of every reward component; nothing else from `kwargs` is sent;
-- termination comes from the token ids (`eos_token_id`), since TRL strips special tokens from
-  the text the service sees;
+  `teacher_tools`), as dicts or JSON text (an Arrow-filled null key is read as absent);
+  TRL's `trainer_state` gives the step for score records, and `log_metric` receives the batch
+  mean of every reward component; nothing else from `kwargs` is sent;
+- the tools the reward checks against are the ones the model was given: a registered
+  `toolset`, or the user's own `tools` (JSON schemas or the same callables passed to
+  `GRPOTrainer(tools=...)`); `trl_tools(toolset)` builds the callables for a toolset;
+- termination comes from the token ids (`tokenizer=` or `eos_token_id=`), since TRL strips
+  special tokens from the text the service sees;
 - the HTTP client is made lazily, one per event loop; pickling keeps only the configuration.
 
-`trl_component_reward_funcs(...)` returns one function per reward component (raw component
-score as the reward), for weighting components with `GRPOConfig.reward_weights`; the functions
-of one group share a single request per batch.
+`trl_component_reward_funcs(...)` returns one function per reward component, for weighting
+components with `GRPOConfig.reward_weights`; the functions of one group share a single request
+per batch. By default each returns its raw component score and ignores the preset's gates and
+wrong-answer scaling (logging and custom shaping). With `gated=True` each returns its
+contribution to the preset's reward (weight × score × wrong-answer scale, 0.0 when a gate
+decided the reward) and one more function, `<name>_gate`, returns the gate's reward (or the
+spec's bias): with `reward_weights` all 1.0 their sum is the preset's reward.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ import functools
 import logging
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,8 +44,11 @@ from ..exceptions import ResponseValidationError
 from ..local import LocalBackend
 from ..protocol import ScoreItem, ScoreResponse
 from ._common import PerLoop, build_item
+from .trl_tools import tool_schemas, trl_tools
 
-__all__ = ["MentorReward", "trl_component_reward_funcs", "trl_reward_func"]
+_GATE = "__gate__"  # the pseudo-component of the gate function of a gated group
+
+__all__ = ["MentorReward", "trl_component_reward_funcs", "trl_reward_func", "trl_tools"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,16 +64,59 @@ class _Settings:
     spec: Mapping[str, Any] | None
     overrides: Mapping[str, Any] | None
     toolset: str | None
+    tools: tuple[Mapping[str, Any], ...] | None
     parser: str
     reference_column: str
     ground_truth_column: str
     teacher_tools_column: str
     eos_token_ids: tuple[int, ...] | None
+    eos_tokens: tuple[str, ...] | None
     local: bool
     name: str
     component: str | None
     run_id: str | None
     group: str | None
+    gates: _GatedSpec | None
+
+
+@dataclass(frozen=True, slots=True)
+class _GatedSpec:
+    """What a gated component function needs of the spec to give its share of the reward."""
+
+    weights: Mapping[str, float]
+    scales: Mapping[str, float]
+    renormalize: bool
+    bias: float
+
+    @classmethod
+    def of(cls, spec: Mapping[str, Any]) -> _GatedSpec:
+        components = spec.get("components") or {}
+        weights = {str(n): float(c.get("weight", 0.0)) for n, c in components.items()}
+        scales = {str(n): float(c.get("wrong_answer_scale", 1.0)) for n, c in components.items()}
+        if spec.get("clip") is not None:
+            raise ValueError("gated=True: a spec with 'clip' cannot be split into per-component rewards")
+        if "outcome" not in components and any(s != 1.0 for s in scales.values()):
+            raise ValueError("gated=True: wrong-answer scaling needs the 'outcome' component in the spec")
+        return cls(weights, scales, spec.get("none_policy") == "renormalize", float(spec.get("bias") or 0.0))
+
+    def share(self, component: str, components: Mapping[str, float | None]) -> float | None:
+        """`component`'s contribution to the reward of an item no gate decided (None: n/a)."""
+        if component == _GATE:
+            return self.bias
+        value = components.get(component)
+        weight = self.weights.get(component, 0.0)
+        if value is None:
+            return None
+        if weight == 0.0:
+            return 0.0
+        scale = self.scales.get(component, 1.0) if components.get("outcome") == 0.0 else 1.0
+        factor = 1.0
+        if self.renormalize:
+            total = sum(w for w in self.weights.values() if w > 0)
+            applicable = sum(w for n, w in self.weights.items() if w > 0 and components.get(n) is not None)
+            if 0 < applicable < total:
+                factor = total / applicable
+        return weight * value * scale * factor
 
 
 # Functions of one component group score each batch once: the first to run starts the request,
@@ -194,8 +248,8 @@ class MentorReward:
                 self._warned_no_eos = True
                 logger.warning(
                     "%s: no eos_token_id/completion_ids, so the service must find the EOS token in the "
-                    "text, which TRL strips; pass eos_token_id=tokenizer.eos_token_id or EOS gates fire "
-                    "for every completion",
+                    "text, which TRL strips; pass tokenizer=processing_class (or eos_token_id=) or EOS "
+                    "gates fire for every completion",
                     self._settings.name,
                 )
             return None
@@ -247,11 +301,14 @@ class MentorReward:
             "preset": s.preset,
             "spec": s.spec,
             "overrides": s.overrides,
-            "toolset": s.toolset,
+            "toolset": None if s.tools is not None else s.toolset,
+            "tools": [dict(t) for t in s.tools] if s.tools is not None else None,
             "parser": s.parser,
             "run_id": s.run_id,
             "step": step,
         }
+        if s.eos_tokens:
+            params["eos_tokens"] = list(s.eos_tokens)
         if s.local:
             backend = self._local()
             return await asyncio.to_thread(functools.partial(backend.score, items, **params))
@@ -259,16 +316,56 @@ class MentorReward:
 
     def _values(self, response: ScoreResponse) -> list[float | None]:
         component = self._settings.component
+        gates = self._settings.gates
         if component is None:
             return [r.reward for r in response.results]
         scored = [r for r in response.results if r.error is None]
-        if scored and all(component not in r.components for r in scored):
+        if component != _GATE and scored and all(component not in r.components for r in scored):
             known = ", ".join(scored[0].components) or "none"
             raise ValueError(f"component {component!r} is not part of this reward spec; its components: {known}")
-        return [r.components.get(component) if r.error is None else None for r in response.results]
+        if gates is None:
+            return [r.components.get(component) if r.error is None else None for r in response.results]
+        values: list[float | None] = []
+        for r in response.results:
+            if r.error is not None or r.reward is None:
+                values.append(None)
+            elif _gated(r.reason):
+                # A gate decided the reward: the gate function carries all of it.
+                values.append(float(r.reward) if component == _GATE else 0.0)
+            else:
+                values.append(gates.share(component, r.components))
+        return values
+
+
+def _gated(reason: str) -> bool:
+    """Whether the engine's reason says a gate decided the reward (`gate not_finished → 0`)."""
+    return reason.startswith("gate ")
 
 
 # ---------------------------------------------------------------------------- factories
+ToolLike = Mapping[str, Any] | Callable[..., Any]
+
+
+def _eos(
+    tokenizer: Any, eos_token_id: int | Sequence[int] | None, eos_token: str | Sequence[str] | None
+) -> tuple[tuple[int, ...] | None, tuple[str, ...] | None]:
+    """EOS ids (for the finish state from `completion_ids`) and EOS texts (sent as `eos_tokens`)."""
+    ids: list[int] = []
+    texts: list[str] = []
+    if tokenizer is not None:
+        tid = getattr(tokenizer, "eos_token_id", None)
+        text = getattr(tokenizer, "eos_token", None)
+        if tid is None or not isinstance(text, str):
+            raise ValueError("tokenizer= has no eos_token/eos_token_id; pass eos_token_id= and eos_token=")
+        ids.append(int(tid))
+        texts.append(text)
+    if eos_token_id is not None:
+        ids.extend([eos_token_id] if isinstance(eos_token_id, int) else [int(t) for t in eos_token_id])
+    if eos_token is not None:
+        texts.extend([eos_token] if isinstance(eos_token, str) else [str(t) for t in eos_token])
+    return (tuple(dict.fromkeys(ids)) or None), (tuple(dict.fromkeys(texts)) or None)
+
+
 def _settings(
     base_url: str | Sequence[str] | None,
     *,
@@ -276,11 +373,14 @@ def _settings(
     spec: Mapping[str, Any] | None,
     overrides: Mapping[str, Any] | None,
     toolset: str | None,
+    tools: Sequence[ToolLike] | None,
     parser: str,
     reference_column: str,
     ground_truth_column: str,
     teacher_tools_column: str,
+    tokenizer: Any,
     eos_token_id: int | Sequence[int] | None,
+    eos_token: str | Sequence[str] | None,
     api_key: str | None,
     local: bool,
     name: str,
@@ -288,13 +388,11 @@ def _settings(
     run_id: str | None,
     config: ClientConfig | None,
     group: str | None,
+    gates: _GatedSpec | None,
 ) -> _Settings:
-    if isinstance(eos_token_id, int):
-        eos: tuple[int, ...] | None = (eos_token_id,)
-    elif eos_token_id is None:
-        eos = None
-    else:
-        eos = tuple(int(t) for t in eos_token_id)
+    if tools is not None and toolset is not None:
+        raise ValueError("give either toolset= (a registered name) or tools= (your own), not both")
+    eos_ids, eos_texts = _eos(tokenizer, eos_token_id, eos_token)
     urls = None if base_url is None else ((base_url,) if isinstance(base_url, str) else tuple(base_url))
     return _Settings(
         base_urls=urls,
@@ -305,16 +403,19 @@ def _settings(
         spec=dict(spec) if spec is not None else None,
         overrides=dict(overrides) if overrides is not None else None,
         toolset=toolset,
+        tools=tuple(tool_schemas(tools)) if tools is not None else None,
         parser=parser,
         reference_column=reference_column,
         ground_truth_column=ground_truth_column,
         teacher_tools_column=teacher_tools_column,
-        eos_token_ids=eos,
+        eos_token_ids=eos_ids,
+        eos_tokens=eos_texts,
         local=local,
         name=name,
         component=component,
         run_id=run_id,
         group=group,
+        gates=gates,
     )
 
 
@@ -324,12 +425,15 @@ def trl_reward_func(
     preset: str | None = "mentor",
     spec: Mapping[str, Any] | None = None,
     overrides: Mapping[str, Any] | None = None,
-    toolset: str | None = "calculator",
+    toolset: str | None = None,
+    tools: Sequence[ToolLike] | None = None,
     parser: str = "auto",
     reference_column: str = "reference",
     ground_truth_column: str = "ground_truth",
     teacher_tools_column: str = "teacher_tools",
+    tokenizer: Any = None,
     eos_token_id: int | Sequence[int] | None = None,
+    eos_token: str | Sequence[str] | None = None,
     api_key: str | None = None,
     local: bool = False,
     name: str | None = None,
@@ -344,13 +448,19 @@ def trl_reward_func(
             http://127.0.0.1:8000. Ignored with `local=True`.
         preset: the reward preset (`mentor`, `sparse`, ...). `spec` (an inline reward spec)
             replaces it; `overrides` are merged into either.
-        toolset: the registered toolset the completions call (None: the spec's own).
+        toolset: the registered toolset the model calls; None: the spec's own (the paper's
+            presets: `calculator`).
+        tools: your own tools instead of a toolset: OpenAI-format JSON schemas, or the callables
+            you pass to `GRPOTrainer(tools=...)` (their schemas are read as TRL reads them).
+            Tool names and argument schemas are checked against these.
         parser: tool-call parser name, or "auto".
         reference_column, ground_truth_column, teacher_tools_column: dataset columns with
-            the teacher's trace (dict or JSON string), the acceptable answer(s), and the
+            the teacher's trace (JSON text or dict), the acceptable answer(s), and the
             names-only teacher tool list; a missing column means "not given".
-        eos_token_id: EOS id(s) (`tokenizer.eos_token_id`); needed for EOS gates, since TRL
-            strips special tokens from the text.
+        tokenizer: the model's tokenizer (`processing_class`): its `eos_token_id` decides from
+            `completion_ids` whether a completion ended with EOS (TRL strips special tokens from
+            the text), and its `eos_token` is sent as the model's EOS token.
+        eos_token_id, eos_token: the same, given directly (added to the tokenizer's).
         api_key: Bearer token; default MENTOR_REWARD_API_KEY.
         local: score in this process with the engine instead of over HTTP.
         name: metric name (`rewards/<name>/mean`); default `mentor`, or `mentor_<component>`.
@@ -375,11 +485,14 @@ def trl_reward_func(
             spec=spec,
             overrides=overrides,
             toolset=toolset,
+            tools=tools,
             parser=parser,
             reference_column=reference_column,
             ground_truth_column=ground_truth_column,
             teacher_tools_column=teacher_tools_column,
+            tokenizer=tokenizer,
             eos_token_id=eos_token_id,
+            eos_token=eos_token,
             api_key=api_key,
             local=local,
             name=name or (f"mentor_{component}" if component else "mentor"),
@@ -387,6 +500,7 @@ def trl_reward_func(
             run_id=run_id,
             config=config,
             group=None,
+            gates=None,
         )
     )
 
@@ -395,31 +509,56 @@ def trl_component_reward_funcs(
     base_url: str | Sequence[str] | None = None,
     *,
     components: Sequence[str] | None = None,
+    gated: bool = False,
     preset: str | None = "mentor",
     spec: Mapping[str, Any] | None = None,
     overrides: Mapping[str, Any] | None = None,
-    toolset: str | None = "calculator",
+    toolset: str | None = None,
+    tools: Sequence[ToolLike] | None = None,
     parser: str = "auto",
     reference_column: str = "reference",
     ground_truth_column: str = "ground_truth",
     teacher_tools_column: str = "teacher_tools",
+    tokenizer: Any = None,
     eos_token_id: int | Sequence[int] | None = None,
+    eos_token: str | Sequence[str] | None = None,
     api_key: str | None = None,
     local: bool = False,
     name: str | None = None,
     run_id: str | None = None,
     config: ClientConfig | None = None,
 ) -> list[MentorReward]:
-    """One TRL reward function per reward component, each returning that component's raw score.
+    """One TRL reward function per reward component; the functions share one request per batch.
 
-    Weight them with `GRPOConfig(reward_weights=[...])` (one weight per function, in the order
-    returned). The functions share one service request per batch. Arguments are those of
-    `trl_reward_func`; `components` defaults to every component of the resolved spec, which is
-    asked of the service (or the local engine) once, here. Names are `<name>_<component>`
-    (`mentor_outcome`, ...).
+    Args:
+        components: which components (default: every component of the resolved spec, asked of
+            the service or the local engine once, here; with `gated=True`, those with a weight).
+        gated: False (default): each function returns its component's raw score, whatever the
+            preset's gates and wrong-answer scaling say — for logging or your own weighting with
+            `GRPOConfig(reward_weights=[...])`; the sum does NOT rebuild the preset's reward.
+            True: each returns its share of the preset's reward (weight × score × wrong-answer
+            scale, renormalised as the spec says; 0.0 when a gate decided the reward), followed
+            by a `<name>_gate` function giving the gate's reward (else the spec's bias); with
+            `reward_weights` all 1.0 (TRL's default) they sum to the preset's reward. A spec with
+            `clip` cannot be split this way (ValueError).
+        The other arguments are those of `trl_reward_func`.
+
+    Returns:
+        The functions, named `<name>_<component>` (`mentor_outcome`, ...), in order.
     """
-    if components is None:
-        components = _spec_components(base_url, preset, spec, overrides, api_key, local, config)
+    gates: _GatedSpec | None = None
+    if components is None or gated:
+        resolved = _resolved_spec(base_url, preset, spec, overrides, api_key, local, config)
+        listed = resolved.get("components")
+        if not isinstance(listed, Mapping) or not listed:
+            raise ResponseValidationError("the resolved spec lists no components")
+        if gated:
+            gates = _GatedSpec.of(resolved)
+            if components is None:
+                components = [str(c) for c in listed if gates.weights.get(str(c), 0.0) != 0.0]
+            components = [*components, _GATE]
+        elif components is None:
+            components = [str(c) for c in listed]
     group = uuid.uuid4().hex
     base = name or "mentor"
     return [
@@ -430,25 +569,29 @@ def trl_component_reward_funcs(
                 spec=spec,
                 overrides=overrides,
                 toolset=toolset,
+                tools=tools,
                 parser=parser,
                 reference_column=reference_column,
                 ground_truth_column=ground_truth_column,
                 teacher_tools_column=teacher_tools_column,
+                tokenizer=tokenizer,
                 eos_token_id=eos_token_id,
+                eos_token=eos_token,
                 api_key=api_key,
                 local=local,
-                name=f"{base}_{component}",
+                name=f"{base}_gate" if component == _GATE else f"{base}_{component}",
                 component=component,
                 run_id=run_id,
                 config=config,
                 group=group,
+                gates=gates,
             )
         )
         for component in components
     ]
 
 
-def _spec_components(
+def _resolved_spec(
     base_url: str | Sequence[str] | None,
     preset: str | None,
     spec: Mapping[str, Any] | None,
@@ -456,14 +599,11 @@ def _spec_components(
     api_key: str | None,
     local: bool,
     config: ClientConfig | None,
-) -> list[str]:
+) -> dict[str, Any]:
     preset = None if spec is not None else preset
     if local:
         resolved = LocalBackend().validate_spec(preset=preset, spec=spec, overrides=overrides)
     else:
         with RewardClient(base_url, api_key=api_key, config=config) as client:
             resolved = client.validate_spec(preset=preset, spec=spec, overrides=overrides)
-    components = resolved.spec.get("components")
-    if not isinstance(components, Mapping) or not components:
-        raise ResponseValidationError("the resolved spec lists no components")
-    return [str(c) for c in components]
+    return resolved.spec
