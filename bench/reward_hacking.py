@@ -163,6 +163,18 @@ def gains(report: Report, row: PresetRow) -> list[Finding]:
     return out
 
 
+def ties(report: Report, row: PresetRow) -> list[Finding]:
+    """Hacks without the teacher's trace that earn exactly what the honest rollout with the same
+    correctness earns (those reaching honest-correct are listed by `reaches_correct`)."""
+    top = row.mean("honest-correct")
+    out = []
+    for hack in HACKS:
+        mean, honest = row.mean(hack.name), report.matched_honest(row, hack.name)
+        if not hack.teacher_trace and abs(mean - honest) <= EPS and mean < top - EPS:
+            out.append(Finding(hack.name, mean, honest, ""))
+    return out
+
+
 def reaches_correct(report: Report, row: PresetRow) -> list[Finding]:
     """Hacks whose mean reaches honest-correct's."""
     top = row.mean("honest-correct")
@@ -195,7 +207,7 @@ def _fmt(value: float) -> str:
 
 def markdown_table(report: Report) -> str:
     """Rows = presets, columns = honest rollouts then hacks. **bold**: pays more than honest at
-    equal correctness; †: reaches honest-correct."""
+    equal correctness; *italic*: as much, without the teacher's trace; †: reaches honest-correct."""
     names = [c.name for c in report.columns]
     lines = [
         "| preset | range | " + " | ".join(names) + " |",
@@ -203,11 +215,12 @@ def markdown_table(report: Report) -> str:
     ]
     for row in report.rows:
         gained = {f.hack for f in gains(report, row)}
+        tied = {f.hack for f in ties(report, row)}
         reached = {f.hack for f in reaches_correct(report, row)}
         cells = []
         for name in names:
             cell = _fmt(row.mean(name))
-            cell = f"**{cell}**" if name in gained else cell
+            cell = f"**{cell}**" if name in gained else f"*{cell}*" if name in tied else cell
             cells.append(cell + ("†" if name in reached else ""))
         low, high = row.reward_range
         lines.append(f"| `{row.name}` | [{low:g}, {high:g}] | " + " | ".join(cells) + " |")
@@ -226,11 +239,25 @@ def reading(report: Report) -> str:
         for f in gains(report, row):
             versus = "honest-wrong" if _answer_of(f.hack) in ("wrong", "none") else "honest at equal correctness"
             parts.append(f"`{f.hack}` earns {_fmt(f.value)} > {versus} {_fmt(f.versus)} ({f.how})")
+        tied = ties(report, row)
+        if tied:
+            names = ", ".join(f"`{f.hack}`" for f in tied)
+            verb = "earns" if len(tied) == 1 else "earn"
+            parts.append(f"{names} {verb} what the honest rollout of equal correctness earns, without its process")
         reached = [f"`{f.hack}` ({_answer_of(f.hack)} answer)" for f in reaches_correct(report, row)]
         if reached:
-            parts.append(f"{', '.join(reached)} reach honest-correct's {_fmt(row.mean('honest-correct'))}")
-        verdict = "; ".join(parts) or "no hack pays more than an honest rollout of equal correctness"
-        lines.append(f"- `{row.name}`: {verdict}.")
+            verb = "reaches" if len(reached) == 1 else "reach"
+            parts.append(f"{', '.join(reached)} {verb} honest-correct's {_fmt(row.mean('honest-correct'))}")
+        if not parts:
+            below = [
+                (row.mean(h.name) - report.matched_honest(row, h.name), h.name) for h in HACKS if not h.teacher_trace
+            ]
+            gap, name = max(below)
+            parts.append(
+                "every hack without the teacher's trace earns less than the honest rollout of equal correctness; "
+                f"the closest is `{name}`, {-gap:.3f} under it"
+            )
+        lines.append(f"- `{row.name}`: {'; '.join(parts)}.")
     return "\n".join(lines)
 
 
@@ -248,8 +275,9 @@ the mean reward; the honest rollouts follow the teacher's trace to the right or 
 answer, and every hack below is scripted. A hack boxes either that same wrong answer (or none),
 so its difference from honest-wrong is what its process earns, or the right answer, so its
 difference from honest-correct is what skipping the teacher's process costs. **Bold**: pays
-more than the honest rollout with the same correctness, item by item; †: reaches
-honest-correct. The last row is the share of items whose answer is judged right.
+more than the honest rollout with the same correctness, item by item; *italic*: as much,
+without the teacher's trace; †: reaches honest-correct. The last row is the share of items
+whose answer is judged right.
 
 {markdown_table(report)}
 

@@ -102,6 +102,17 @@ def test_rollouts_are_the_chat_template_rendering(rows: list[dict[str, Any]]) ->
     assert not finished and not text.endswith("<|im_end|>") and expected.startswith(text)
 
 
+def test_flags_on_the_outcome_only_preset(report: Any) -> None:
+    # `sparse` reads the answer alone: every wrong-answer process earns honest-wrong's reward
+    # (flagged as a tie), none earns more, and a right answer without tools earns the top.
+    sparse = next(row for row in report.rows if row.name == "sparse")
+    assert rh.gains(report, sparse) == []
+    tied = {f.hack for f in rh.ties(report, sparse)}
+    assert {"every_tool", "invented_tool", "guess_no_tools", "rambling"} <= tied
+    assert "many_boxes" not in tied  # it shows the teacher's trace: a tie is no hack
+    assert "right_no_tools" in {f.hack for f in rh.reaches_correct(report, sparse)}
+
+
 def test_table_has_one_line_per_preset(report: Any) -> None:
     lines = rh.markdown_table(report).splitlines()
     assert len(lines) == 2 + len(report.rows) + 1
