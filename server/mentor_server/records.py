@@ -8,7 +8,10 @@ the writer). `flush()` waits until everything appended so far is on disk, and `c
 the queue before it returns: the service calls it on shutdown (SIGTERM included, which uvicorn
 turns into a lifespan shutdown), so nothing it answered for is lost.
 
-`query_records(path, ...)` reads a record file without a running writer (the CLI uses it).
+`query_records(path, ...)` reads a record file without a running writer (the CLI uses it);
+`query_page` serves `/v1/records` (both live in `record_query`). A row the backend refuses
+never costs its batch: the rest is written, the row is stored sanitised, and only a row that
+cannot be stored at all is counted (the health endpoint reports it).
 """
 
 from __future__ import annotations
@@ -16,19 +19,21 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import queue
 import sqlite3
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
+
+from .record_query import Backend, Row, query_page
+from .record_query import backend_for as backend_for  # re-exported: the readers live there
+from .record_query import query_records as query_records
 
 log = logging.getLogger("mentor_server.records")
 
-Backend = Literal["sqlite", "jsonl"]
-Row = dict[str, Any]
 
 RECORD_FIELDS = (
     "run_id",
@@ -61,16 +66,52 @@ CREATE INDEX IF NOT EXISTS score_records_run_step ON score_records (run_id, step
 """
 
 
-def backend_for(path: Path) -> Backend:
-    return "jsonl" if path.suffix.lower() in (".jsonl", ".ndjson") else "sqlite"
-
-
 def _dumps(value: Any) -> str:
+    # ASCII output: a lone surrogate (which a model can emit) becomes a `\\ud800` escape, so
+    # the text always encodes, and the record keeps exactly what was sent.
     try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(value, separators=(",", ":"))
     except (TypeError, ValueError, RecursionError) as exc:
         # The record must not lose the row because one input cannot be serialised.
         return json.dumps({"unserialisable": f"{type(exc).__name__}: {exc}"[:200]})
+
+
+def _text(value: Any) -> str | None:
+    """A text column's value that SQLite can store (a lone surrogate written as `\\ud800`)."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def _number(value: Any, kind: type) -> Any:
+    """An INTEGER/REAL column's value, or None when it is not one (a row is never refused for it)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if kind is int:
+        return int(value) if isinstance(value, int) and -(2**63) <= value < 2**63 else None
+    return float(value) if math.isfinite(value) else None
+
+
+def sanitized(row: Row) -> Row:
+    """`row` with every field forced into what its column holds; what could not be kept is said."""
+    out: Row = {
+        "run_id": _text(row.get("run_id")),
+        "step": _number(row.get("step"), int),
+        "spec_hash": _text(row.get("spec_hash")) or "",
+        "preset": _text(row.get("preset")),
+        "item": json.loads(_dumps(row.get("item"))),
+        "reward": _number(row.get("reward"), float),
+        "components": json.loads(_dumps(row.get("components") or {})),
+        "reason": _text(row.get("reason")) or "",
+        "error": None if row.get("error") is None else json.loads(_dumps(row.get("error"))),
+        "created_at": _number(row.get("created_at"), float) or time.time(),
+    }
+    return out
 
 
 class RecordStore(ABC):
@@ -81,6 +122,9 @@ class RecordStore(ABC):
         self.flush_interval_s = flush_interval_s
         self.batch_size = batch_size
         self.written = 0
+        self.sanitized_rows = 0
+        self.failed_rows = 0
+        self.last_error: str | None = None
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._closed = False
         self._lock = threading.Lock()
@@ -155,11 +199,46 @@ class RecordStore(ABC):
             self._close()
 
     def _safe_write(self, rows: list[Row]) -> None:
+        """Write a batch; if it fails, write its rows one by one so that one bad row (a value
+        the backend refuses) never costs the others: a row that still fails is written
+        sanitised, and only a row that cannot be written at all is counted and reported."""
         try:
             self._write(rows)
             self.written += len(rows)
-        except Exception:
-            log.exception("failed to write %d score records to %s", len(rows), self.path)
+            return
+        except Exception as exc:
+            log.warning("a batch of %d score records failed (%s); writing them one by one", len(rows), exc)
+        for row in rows:
+            try:
+                self._write([row])
+                self.written += 1
+                continue
+            except Exception as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            try:
+                self._write([sanitized(row)])
+                self.written += 1
+                self.sanitized_rows += 1
+                log.warning("a score record was stored sanitised (%s)", problem)
+            except Exception as exc:
+                self.failed_rows += 1
+                self.last_error = f"a score record could not be written: {type(exc).__name__}: {exc}"
+                log.error("%s", self.last_error)
+
+    def health(self) -> tuple[str, str | None]:
+        """("ok", None), or ("degraded", why) once a row was lost or the writer stopped."""
+        if not self._thread.is_alive() and not self._closed:
+            return "degraded", "the record writer stopped"
+        if self.failed_rows:
+            return "degraded", f"{self.failed_rows} score records could not be written ({self.last_error})"
+        return "ok", None
+
+    def query_page(
+        self, run_id: str | None, step: int | None, limit: int, offset: int, max_bytes: int
+    ) -> tuple[list[str], int | None]:
+        """Records as JSON texts (see `query_page`), after waiting for pending rows to be written."""
+        self.flush()
+        return query_page(self.path, run_id, step, limit, offset, max_bytes, backend=self.backend)
 
     # ------------------------------------------------------------------ backend
     @property
@@ -204,14 +283,14 @@ class SQLiteRecordStore(RecordStore):
                 " reason, error, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
-                        row.get("run_id"),
+                        _text(row.get("run_id")),
                         row.get("step"),
-                        row.get("spec_hash", ""),
-                        row.get("preset"),
+                        _text(row.get("spec_hash", "")),
+                        _text(row.get("preset")),
                         _dumps(row.get("item")),
                         row.get("reward"),
                         _dumps(row.get("components") or {}),
-                        row.get("reason", ""),
+                        _text(row.get("reason", "")),
                         None if row.get("error") is None else _dumps(row["error"]),
                         row.get("created_at", time.time()),
                     )
@@ -234,6 +313,12 @@ class JSONLRecordStore(RecordStore):
 
     def _open(self) -> None:
         self.path.touch(exist_ok=True)
+        # A torn last line (a crash mid-write) would swallow the next record appended to it.
+        with self.path.open("rb+") as handle:
+            if handle.seek(0, 2) > 0:
+                handle.seek(-1, 2)
+                if handle.read(1) != b"\n":
+                    handle.write(b"\n")
 
     def _write(self, rows: list[Row]) -> None:
         if self._file is None:
@@ -242,7 +327,7 @@ class JSONLRecordStore(RecordStore):
         for row in rows:
             record = {name: row.get(name) for name in RECORD_FIELDS}
             try:
-                line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+                line = json.dumps(record, separators=(",", ":"))
             except (TypeError, ValueError, RecursionError):
                 # Keep the row; only the input that cannot be serialised is replaced.
                 record["item"] = json.loads(_dumps(record["item"]))
@@ -268,75 +353,39 @@ def open_store(backend: str, path: Path, *, flush_interval_s: float = 0.5) -> Re
     raise ValueError(f"unknown record backend {backend!r}")
 
 
-# ---------------------------------------------------------------------------- reading
-def _iter_jsonl(path: Path) -> Iterator[Row]:
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a torn last line after a crash: skip it, keep the rest
+# ---------------------------------------------------------------------------- opening
+def _move_aside(path: Path) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        source = path.with_name(path.name + suffix)
+        if source.exists():
+            source.rename(target.with_name(target.name + suffix))
+    return target
 
 
-def _from_sqlite_row(row: sqlite3.Row) -> Row:
-    return {
-        "run_id": row["run_id"],
-        "step": row["step"],
-        "spec_hash": row["spec_hash"],
-        "preset": row["preset"],
-        "item": json.loads(row["item"]),
-        "reward": row["reward"],
-        "components": json.loads(row["components"]),
-        "reason": row["reason"],
-        "error": None if row["error"] is None else json.loads(row["error"]),
-        "created_at": row["created_at"],
-    }
+def open_store_or_report(
+    backend: str, path: Path, *, flush_interval_s: float = 0.5, on_corrupt: str = "move_aside"
+) -> tuple[RecordStore | None, str | None]:
+    """`open_store`, but a record file that cannot be opened never stops the caller from starting.
 
-
-def query_records(
-    path: Path,
-    *,
-    run_id: str | None = None,
-    step: int | None = None,
-    limit: int = 1000,
-    offset: int = 0,
-    backend: Backend | None = None,
-) -> list[Row]:
-    """Records in the order they were written, filtered by run id and step."""
+    Returns (store, problem). A corrupt file is moved aside (`<name>.corrupt-<time>`) and a
+    fresh one started, or, with `on_corrupt="refuse"`, left alone with recording off; any
+    other failure (a directory that cannot be written) leaves recording off. `problem` says
+    what happened, for the health endpoint; it is None when all is well.
+    """
     path = Path(path)
-    if not path.exists():
-        return []
-    backend = backend or backend_for(path)
-    if backend == "jsonl":
-        out: list[Row] = []
-        skipped = 0
-        for record in _iter_jsonl(path):
-            if run_id is not None and record.get("run_id") != run_id:
-                continue
-            if step is not None and record.get("step") != step:
-                continue
-            if skipped < offset:
-                skipped += 1
-                continue
-            out.append(record)
-            if len(out) >= limit:
-                break
-        return out
-    clauses: list[str] = []
-    params: list[str | int] = []
-    if run_id is not None:
-        clauses.append("run_id = ?")
-        params.append(run_id)
-    if step is not None:
-        clauses.append("step = ?")
-        params.append(step)
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
-        conn.row_factory = sqlite3.Row
-        rows = conn.execute(
-            f"SELECT * FROM score_records {where} ORDER BY id LIMIT ? OFFSET ?", [*params, limit, offset]
-        ).fetchall()
-    return [_from_sqlite_row(row) for row in rows]
+    try:
+        return open_store(backend, path, flush_interval_s=flush_interval_s), None
+    except sqlite3.DatabaseError as exc:
+        problem = f"the record file {str(path)!r} is not a readable SQLite database ({exc})"
+    except (OSError, ValueError) as exc:
+        return None, f"recording is off: the record file {str(path)!r} cannot be opened ({type(exc).__name__}: {exc})"
+    if on_corrupt == "refuse":
+        return None, f"recording is off: {problem}; it was left as it is (record_on_corrupt=refuse)"
+    try:
+        moved = _move_aside(path)
+        store = open_store(backend, path, flush_interval_s=flush_interval_s)
+    except (OSError, sqlite3.DatabaseError) as exc:
+        return None, f"recording is off: {problem}, and a fresh one could not be started ({exc})"
+    return store, f"{problem}; it was moved to {str(moved)!r} and recording goes on in a fresh file"

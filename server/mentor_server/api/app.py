@@ -19,18 +19,25 @@ replica its own record file.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
+import os
 import signal
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import FrameType
 
+import uvicorn
 from fastapi import Depends, FastAPI
 from fastapi.security import HTTPBearer
 
+from mentor_client.protocol import API_PREFIX
+
 from .. import __version__
-from ..records import open_store
+from ..records import open_store_or_report
 from ..scoring import register_preset
 from ..toolsets import load_toolsets_file, register_toolset
 from .errors import install_error_handlers
@@ -53,6 +60,10 @@ def _register_extras(settings: ServiceSettings) -> None:
             register_toolset(toolset, replace=True)
 
 
+_STARTUP_WAIT_S = 300.0
+"""Start serving after this long even if the workers are still starting (`/readyz` says so)."""
+
+
 def build_pool(settings: ServiceSettings) -> ScoringPool:
     return ScoringPool(
         settings.workers,
@@ -71,14 +82,22 @@ def create_app(settings: ServiceSettings | None = None, *, pool: ScoringPool | N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state.store = open_store(
+        # A record file that cannot be opened is reported (/healthz), never a reason not to score.
+        state.store, app.state.recording_problem = open_store_or_report(
             settings.record_backend,
             Path(settings.record_path or "mentor_records.sqlite3"),
             flush_interval_s=settings.record_flush_interval_s,
+            on_corrupt=settings.record_on_corrupt,
         )
+        if app.state.recording_problem:
+            log.error("%s", app.state.recording_problem)
         state.pool = pool if pool is not None else build_pool(settings)
         state.pool.open()
-        warming = asyncio.create_task(state.pool.wait_ready())
+        # Serve once the workers run (or failed to start: then requests get a 503 that says
+        # why), so that the first requests never queue behind the engine's import. The
+        # processes start in threads: the event loop stays free meanwhile.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(state.pool.wait_ready(), _STARTUP_WAIT_S)
         # Everything loaded so far (engine, sympy, FastAPI) lives as long as the process: keep it
         # out of the collector, whose full passes over it would otherwise stall the event loop
         # for tens of milliseconds under load (and /healthz with it).
@@ -87,8 +106,8 @@ def create_app(settings: ServiceSettings | None = None, *, pool: ScoringPool | N
         try:
             yield
         finally:
-            warming.cancel()
-            await asyncio.to_thread(state.pool.close)
+            # Workers hold nothing worth waiting for: close() kills them, stuck or not.
+            await asyncio.to_thread(state.pool.close, shutdown_reserve_s(settings) / 2)
             state.pool = None
             if state.store is not None:
                 await asyncio.to_thread(state.store.close)
@@ -114,7 +133,12 @@ def create_app(settings: ServiceSettings | None = None, *, pool: ScoringPool | N
 
     # Starlette runs the last added middleware first: metrics see everything, auth runs before
     # the body-size check, and both run before any body is read.
-    app.add_middleware(BodySizeMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeMiddleware,
+        limit=settings.max_body_bytes,
+        # A tool call's arguments are small; a bigger body is refused before it is parsed.
+        path_limits={f"{API_PREFIX}/tools/execute": min(settings.max_tool_request_bytes, settings.max_body_bytes)},
+    )
     if settings.api_keys:
         app.add_middleware(ApiKeyMiddleware, keys=settings.api_key_values())
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
@@ -130,6 +154,41 @@ def _exit_after_graceful_shutdown(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
+def shutdown_reserve_s(settings: ServiceSettings) -> float:
+    """The part of `graceful_shutdown_s` kept for stopping the workers and flushing the record."""
+    return min(10.0, settings.graceful_shutdown_s / 4)
+
+
+def _exit_now(limit_s: float) -> None:
+    log.error("shutdown did not finish within graceful_shutdown_s=%g s: exiting now", limit_s)
+    for handler in logging.getLogger().handlers:
+        with contextlib.suppress(Exception):
+            handler.flush()
+    os._exit(1)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server with a hard stop: once a stop signal arrives, the process ends within
+    `limit_s` whatever happens (a request that never ends, a worker that cannot be killed).
+
+    The forkserver sees this process go and exits; the workers, which asked for SIGKILL on
+    their parent's death, go with it.
+    """
+
+    def __init__(self, config: uvicorn.Config, limit_s: float) -> None:
+        super().__init__(config)
+        self._limit_s = limit_s
+        self._armed = False
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if not self._armed:
+            self._armed = True
+            timer = threading.Timer(self._limit_s, _exit_now, args=(self._limit_s,))
+            timer.daemon = True
+            timer.start()
+        super().handle_exit(sig, frame)
+
+
 def run_server(
     host: str | None = None,
     port: int | None = None,
@@ -137,8 +196,6 @@ def run_server(
     workers: int | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM (the `mentor-reward serve` command). Arguments override settings."""
-    import uvicorn
-
     overrides: dict[str, object] = {}
     if host is not None:
         overrides["host"] = host
@@ -157,10 +214,14 @@ def run_server(
     # was installed before it. The default one would kill the interpreter on the spot, skipping
     # its clean-up (multiprocessing's semaphores then leak, with warnings); this one exits.
     signal.signal(signal.SIGTERM, _exit_after_graceful_shutdown)
-    uvicorn.run(
+    # In-flight requests get graceful_shutdown_s less the reserve; then they are cancelled, the
+    # workers killed and the record flushed; `_Server` ends the process at graceful_shutdown_s.
+    drain_s = max(1, int(settings.graceful_shutdown_s - shutdown_reserve_s(settings)))
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        timeout_graceful_shutdown=int(settings.graceful_shutdown_s),
+        timeout_graceful_shutdown=drain_s,
     )
+    _Server(config, settings.graceful_shutdown_s).run()

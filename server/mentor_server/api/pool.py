@@ -1,37 +1,51 @@
 """The scoring process pool: CPU-bound scoring off the event loop, on every core, with deadlines.
 
 `ScoringPool.score(config, items)` splits a batch into chunks (about two per worker, so a slow
-chunk does not leave a core idle), runs each chunk in a `ProcessPoolExecutor` worker
-(`worker.score_chunk`) and returns one result dict per item, in order. At most `workers` jobs
-are in flight at once (an asyncio semaphore), so a job starts as soon as it is submitted and
-its deadline measures its run time, not its queueing; concurrent requests share the cores
-first come, first served.
+chunk does not leave a core idle), runs each chunk in a worker process (`worker.score_chunk`)
+and returns one result dict per item, in order. At most `workers` jobs are in flight at once
+(an asyncio semaphore), so a job starts as soon as it is handed to an idle process and its
+deadline measures its run time, not its queueing; concurrent requests share the cores first
+come, first served.
 
-Deadlines. The engine guards each item, so a deadline is a backstop for the pathological: a
-chunk of n items gets `item_timeout_s + n * chunk_item_budget_s`. A chunk that overruns, or
-whose worker died, is scored again item by item, each item with its own deadline; an item that
-overruns alone is reported as that item's `timeout` error and the rest of the batch is scored
-as usual. A process cannot be interrupted, so the pool that holds an overrunning job is
-*retired*: new work goes to a fresh pool at once, the old one finishes what it still has and
-its stuck processes are then killed.
+Deadlines that hold. Each worker is one process with its own pipe and one daemon thread in this
+process (its *courier*) that starts it, sends it jobs and reads its answers, so the pool always
+knows which process runs which job. A chunk of n items gets `item_timeout_s + n *
+chunk_item_budget_s`; when a job overruns, the process running it is killed at once (a big
+integer power or a backtracking regex cannot be interrupted any other way), a fresh process is
+forked in its place, and no other job is disturbed. A chunk that overran, or whose process
+died, is scored again item by item, each item with its own deadline; an item that overruns
+alone is reported as that item's `timeout` error and the rest of the batch is scored as usual.
 
-Workers are forked from a `forkserver` that has imported the engine once (never forked from
-this process, which runs an event loop and threads; `spawn` where there is no forkserver),
-and run at a lower priority than the API process, which keeps `/healthz` fast under load.
+Processes that die with the service. Workers are forked from a `forkserver` that has imported
+the engine once (never forked from this process, which runs an event loop and threads; `spawn`
+where there is no forkserver). The forkserver exits when this process goes (it watches a pipe
+only this process holds), and on Linux every worker asks the kernel for SIGKILL when its parent
+goes (`PR_SET_PDEATHSIG`) and drops its inherited end of the forkserver's pipe (so a worker
+stuck in C code cannot keep the forkserver alive), so `kill -9` of the service leaves no process
+behind; the resource tracker then sees its last client gone and exits too. `close()` kills every worker, stuck or
+not, and nothing at interpreter exit waits for a worker (couriers are daemon threads), so
+shutdown takes bounded time whatever the workers are doing. Workers run at a lower priority
+than the API process, which keeps `/healthz` fast under load.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import math
 import multiprocessing
+import os
+import queue
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import CancelledError as FutureCancelled
+from concurrent.futures import Future
+from multiprocessing.connection import Connection
 from typing import Any
 
 from . import worker
@@ -39,11 +53,11 @@ from . import worker
 log = logging.getLogger("mentor_server.api.pool")
 
 Job = dict[str, Any]
-Result = dict[str, Any]
+Result = Any  # whatever the job function returns (`worker.score_chunk`: one result per item)
 
 
 class WorkTimeout(Exception):
-    """A job overran its deadline (its process is abandoned)."""
+    """A job overran its deadline (the process running it was killed)."""
 
 
 class WorkerCrashed(Exception):
@@ -55,7 +69,9 @@ class PoolUnavailable(Exception):
 
 
 _RESTART_AFTER_S = 10.0
-"""A pool whose processes failed to start is tried again at most this often, not per request."""
+"""Processes that failed to start are tried again at most this often, not per request."""
+
+_PR_SET_PDEATHSIG = 1
 
 
 def _mp_context() -> multiprocessing.context.BaseContext:
@@ -64,84 +80,193 @@ def _mp_context() -> multiprocessing.context.BaseContext:
     # plain fork from this process, which runs an event loop and threads.
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([worker.__name__, f"{__package__}._preload"])
+        context.set_forkserver_preload([worker.__name__, __name__, f"{__package__}._preload"])
         return context
     return multiprocessing.get_context("spawn")
 
 
-class _Generation:
-    """One ProcessPoolExecutor and the futures submitted to it.
+# ---------------------------------------------------------------------------- worker side
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent exits (a no-op elsewhere).
 
-    Retiring stops new work; once every future that is not abandoned has finished, the
-    processes still alive (those stuck on abandoned jobs) are killed.
+    The signal is tied to the thread that forked this process: for a worker that is the
+    forkserver's only thread, which lives exactly as long as the service.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _release_forkserver() -> None:
+    """Close this worker's copy of the forkserver's "alive" pipe.
+
+    The forkserver exits when every holder of that pipe is gone, and the processes it forks
+    inherit one: a worker stuck in C code would keep the forkserver alive after the service
+    died, and so itself (its parent-death signal waits for the forkserver). Workers start no
+    processes, so they do not need it. (multiprocessing has no public handle on it.)
+    """
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if isinstance(fd, int):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        server._forkserver_alive_fd = None  # type: ignore[union-attr]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _serve(conn: Connection, toolset_files: list[str], nice: int, service_pid: int) -> None:
+    """A worker process's main loop: `(fn, job)` in, `("ok", result)` or `("raise", exc)` out."""
+    die_with_parent()
+    _release_forkserver()
+    if not _alive(service_pid) or os.getppid() == 1:
+        os._exit(0)  # the service died before the parent-death signal was armed
+    try:
+        worker.init_worker(toolset_files, nice)
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return  # the service closed the pipe: stop
+        fn, job = message
+        try:
+            reply: tuple[str, Any] = ("ok", fn(job))
+        except Exception as exc:
+            reply = ("raise", exc)
+        try:
+            conn.send(reply)
+        except Exception as exc:  # an unpicklable result or exception: say so, keep serving
+            conn.send(("raise", RuntimeError(f"the worker's answer cannot be sent back: {type(exc).__name__}: {exc}")))
+
+
+# ---------------------------------------------------------------------------- service side
+class _Worker:
+    """One scoring process and its courier thread.
+
+    The courier starts the process (a blocking step, never done on the event loop), then
+    takes jobs from `jobs` one at a time and resolves each job's future. When the process dies
+    the courier fails the job in hand with `WorkerCrashed`, reaps the process and ends.
     """
 
-    def __init__(self, executor: ProcessPoolExecutor) -> None:
-        self.executor = executor
-        self._lock = threading.Lock()
-        self._outstanding: set[Future[Any]] = set()
-        self._abandoned: set[Future[Any]] = set()
-        self.retired = False
-        self.ready: asyncio.Future[None] | None = None
-        self.failed: str | None = None
-        self.created_at = time.monotonic()
+    def __init__(self, context: multiprocessing.context.BaseContext, init_args: tuple[Any, ...]) -> None:
+        self.started: Future[int] = Future()
+        self.jobs: queue.SimpleQueue[tuple[Any, Future[Any]] | None] = queue.SimpleQueue()
+        self.process: multiprocessing.process.BaseProcess | None = None
+        self.killed = False
+        self.busy = False
+        self._context = context
+        self._init_args = init_args
+        self._thread = threading.Thread(target=self._courier, name="scoring-courier", daemon=True)
+        self._thread.start()
 
-    def submit(self, fn: Callable[[Any], Any], arg: Any) -> Future[Any]:
-        future = self.executor.submit(fn, arg)
-        with self._lock:
-            self._outstanding.add(future)
-        future.add_done_callback(self._finished)
+    @property
+    def pid(self) -> int | None:
+        process = self.process
+        return process.pid if process is not None else None
+
+    def submit(self, fn: Callable[[Any], Any], job: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self.jobs.put(((fn, job), future))
         return future
 
-    def _finished(self, future: Future[Any]) -> None:
-        with self._lock:
-            self._outstanding.discard(future)
-            self._abandoned.discard(future)
-            reap = self.retired and self._outstanding <= self._abandoned
-        if reap:
-            self._kill_processes()
+    def kill(self) -> None:
+        """SIGKILL the process (at once: whatever it is doing has no value any more)."""
+        self.killed = True
+        self.jobs.put(None)
+        process = self.process
+        if process is not None:
+            with contextlib.suppress(Exception):
+                process.kill()
 
-    def abandon(self, future: Future[Any]) -> None:
-        with self._lock:
-            if not future.done():
-                self._abandoned.add(future)
+    def join(self, timeout_s: float) -> None:
+        self._thread.join(timeout_s)
 
-    def retire(self) -> None:
-        with self._lock:
-            if self.retired:
+    def _courier(self) -> None:
+        conn: Connection | None = None
+        try:
+            conn, child = self._context.Pipe()
+            process = self._context.Process(  # type: ignore[attr-defined]
+                target=_serve, args=(child, *self._init_args), daemon=True, name="mentor-scoring"
+            )
+            process.start()
+            child.close()
+            self.process = process
+            if self.killed:
+                process.kill()
+            status, value = conn.recv()
+            if status != "ready":
+                raise RuntimeError(value)
+        except BaseException as exc:
+            message = f"the scoring processes failed to start ({type(exc).__name__}: {exc})"
+            self.started.set_exception(PoolUnavailable(message))
+            self._end(conn)
+            return
+        self.started.set_result(int(value))
+        self._serve_jobs(conn)
+        self._end(conn)
+
+    def _serve_jobs(self, conn: Connection) -> None:
+        while True:
+            task = self.jobs.get()
+            if task is None:
                 return
-            self.retired = True
-            reap = self._outstanding <= self._abandoned
-        self.executor.shutdown(wait=False, cancel_futures=False)
-        if reap:
-            self._kill_processes()
+            message, future = task
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                conn.send(message)
+            except (EOFError, OSError):
+                future.set_exception(WorkerCrashed())
+                return
+            except Exception as exc:  # the job cannot be pickled: nothing was written
+                future.set_exception(exc)
+                continue
+            try:
+                status, value = conn.recv()
+            except (EOFError, OSError):
+                future.set_exception(WorkerCrashed())
+                return
+            except Exception as exc:  # the answer cannot be unpickled
+                future.set_exception(exc)
+                continue
+            if status == "ok":
+                future.set_result(value)
+            else:
+                future.set_exception(value)
 
-    def _processes(self) -> list[multiprocessing.process.BaseProcess]:
-        # The executor exposes no public handle on its processes; this is the documented-by-use one.
-        processes = getattr(self.executor, "_processes", None) or {}
-        return list(processes.values())
-
-    def _kill_processes(self) -> None:
-        for process in self._processes():
+    def _end(self, conn: Connection | None) -> None:
+        if conn is not None:
+            conn.close()  # an idle worker reads EOF and exits
+        process = self.process
+        if process is not None:
+            process.join(1.0)
             if process.is_alive():
                 process.kill()
-
-    def close(self, timeout_s: float) -> None:
-        """Stop: cancel queued jobs, let running ones end within `timeout_s`, then kill."""
-        processes = self._processes()
-        with self._lock:
-            self.retired = True
-        self.executor.shutdown(wait=False, cancel_futures=True)
-        end = time.monotonic() + timeout_s
-        for process in processes:
-            process.join(max(0.0, end - time.monotonic()))
-        for process in processes:
-            if process.is_alive():
-                process.kill()
-                process.join(1.0)
-        # Every process is gone: this only joins the executor's manager thread, so its queues
-        # and semaphores are released before the interpreter exits.
-        self.executor.shutdown(wait=True)
+                process.join(5.0)
+        while True:  # fail whatever is still queued
+            try:
+                task = self.jobs.get_nowait()
+            except queue.Empty:
+                return
+            if task is not None and task[1].set_running_or_notify_cancel():
+                task[1].set_exception(WorkerCrashed())
 
 
 class ScoringPool:
@@ -169,111 +294,146 @@ class ScoringPool:
         self._chunks_per_worker = chunks_per_worker
         self._min_chunk_items = min_chunk_items
         self._nice = nice
-        self._gen: _Generation | None = None
-        self._retired: list[_Generation] = []
+        self._context: multiprocessing.context.BaseContext | None = None
+        self._all: set[_Worker] = set()
+        self._idle: list[_Worker] = []
+        self._changed: asyncio.Event | None = None
         self._slots: asyncio.Semaphore | None = None
+        self._first_start: asyncio.Future[Any] | None = None
+        self._watchers: set[asyncio.Task[None]] = set()
+        self._failed: str | None = None
+        self._failed_at = 0.0
+        self._closed = False
         self.replacements = 0
 
     # ------------------------------------------------------------------ lifecycle
-    def _new_generation(self) -> _Generation:
-        executor = ProcessPoolExecutor(
-            max_workers=self.workers,
-            mp_context=_mp_context(),
-            initializer=worker.init_worker,
-            initargs=(self._toolset_files, self._nice),
-        )
-        gen = _Generation(executor)
-        gen.ready = asyncio.ensure_future(self._warm(gen))
-        return gen
-
-    async def _warm(self, gen: _Generation) -> None:
-        # Processes start on demand; keep submitting no-op tasks until every one has answered,
-        # so that no job's deadline later pays for a process start-up.
-        seen: set[int] = set()
-        for _ in range(10):
-            try:
-                pids = await asyncio.gather(
-                    *(asyncio.wrap_future(gen.submit(worker.warm_up, 20)) for _ in range(self.workers))
-                )
-            except (BrokenProcessPool, RuntimeError, OSError) as exc:
-                gen.failed = f"the scoring processes failed to start ({type(exc).__name__}: {exc})"
-                log.error("%s", gen.failed)
-                return
-            seen.update(pids)
-            if len(seen) >= self.workers:
-                return
-
     def open(self) -> None:
-        """Start the processes (in the background; `ready` says when). Needs a running event loop."""
+        """Start the processes (in the background; `wait_ready` says when). Needs a running event loop."""
+        self._context = _mp_context()
         self._slots = asyncio.Semaphore(self.workers)
-        self._gen = self._new_generation()
+        self._changed = asyncio.Event()
+        self._closed = False
+        starts = [self._spawn() for _ in range(self.workers)]
+        self._first_start = asyncio.gather(*starts, return_exceptions=True)
 
     async def wait_ready(self) -> None:
-        """Wait until every process of the current pool has started and imported the engine."""
-        if self._gen is not None and self._gen.ready is not None:
-            await asyncio.shield(self._gen.ready)
+        """Wait until every process of the first start has started and imported the engine (or failed)."""
+        if self._first_start is not None:
+            await asyncio.shield(self._first_start)
 
     def close(self, timeout_s: float = 10.0) -> None:
-        for gen in [*self._retired, *([self._gen] if self._gen else [])]:
-            gen.close(timeout_s)
-        self._retired.clear()
-        self._gen = None
+        """Kill every worker (a stuck one included) and wait up to `timeout_s` for them to be reaped.
 
-    def _replace(self, gen: _Generation) -> _Generation:
-        """Swap in a fresh pool if `gen` is still the current one; retire `gen`."""
-        if self._gen is gen:
-            self.replacements += 1
-            log.warning("replacing the scoring pool (a job overran or a worker died)")
-            self._gen = self._new_generation()
-            self._retired.append(gen)
-            gen.retire()
-        self._retired = [g for g in self._retired if any(p.is_alive() for p in g._processes())]
-        assert self._gen is not None
-        return self._gen
-
-    async def _usable(self, replacing: _Generation | None = None) -> _Generation:
-        """The current pool once its processes run (after replacing `replacing`, a broken one).
-
-        A pool whose processes could not start is not replaced on every request, which would
-        fork without end: requests get `PoolUnavailable` (a 503) until the next attempt.
+        Safe to call from any thread. Jobs still queued or running fail with `WorkerCrashed`.
         """
-        if self._gen is None:
-            raise PoolUnavailable("the scoring pool is not started")
-        if replacing is not None:
-            self._replace(replacing)
-        gen = self._gen
-        assert gen is not None
-        if gen.failed is not None and time.monotonic() - gen.created_at > _RESTART_AFTER_S:
-            gen = self._replace(gen)
-        if gen.ready is not None and not gen.ready.done():
-            await asyncio.shield(gen.ready)
-        if gen.failed is not None:
-            raise PoolUnavailable(gen.failed)
-        return gen
+        self._closed = True
+        workers = list(self._all)
+        self._all.clear()
+        self._idle.clear()
+        for w in workers:
+            w.kill()
+        end = time.monotonic() + timeout_s
+        for w in workers:
+            w.join(max(0.0, end - time.monotonic()))
+
+    def pids(self) -> list[int]:
+        """The process ids of the live workers (for tests and diagnostics)."""
+        return [pid for w in list(self._all) if (pid := w.pid) is not None and not w.killed]
+
+    def _spawn(self) -> asyncio.Task[None]:
+        assert self._context is not None
+        w = _Worker(self._context, (self._toolset_files, self._nice, os.getpid()))
+        self._all.add(w)
+        task = asyncio.ensure_future(self._watch_start(w))
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
+        return task
+
+    async def _watch_start(self, w: _Worker) -> None:
+        try:
+            await asyncio.wrap_future(w.started)
+        except PoolUnavailable as exc:
+            self._all.discard(w)
+            self._failed = str(exc)
+            self._failed_at = time.monotonic()
+            log.error("%s", self._failed)
+        else:
+            if w.killed or self._closed:
+                return
+            self._failed = None
+            self._idle.append(w)
+        finally:
+            if self._changed is not None:
+                self._changed.set()
+
+    def _top_up(self) -> None:
+        while not self._closed and len(self._all) < self.workers:
+            self._spawn()
+
+    def _discard(self, w: _Worker, why: str) -> None:
+        """Kill a worker whose job overran or whose process died, and start its replacement."""
+        w.kill()
+        self._all.discard(w)
+        if self._closed:
+            return
+        self.replacements += 1
+        log.warning("replacing a scoring process (%s)", why)
+        self._top_up()
+
+    async def _take(self) -> _Worker:
+        """An idle, started worker; waits while replacements start.
+
+        Processes that could not start are not retried on every request, which would fork
+        without end: requests get `PoolUnavailable` (a 503) until the next attempt.
+        """
+        assert self._changed is not None
+        while True:
+            if self._closed:
+                raise PoolUnavailable("the scoring pool is closed")
+            if self._idle:
+                return self._idle.pop()
+            starting = any(not w.started.done() for w in self._all)
+            if self._failed is not None and not starting:
+                if time.monotonic() - self._failed_at < _RESTART_AFTER_S:
+                    raise PoolUnavailable(self._failed)
+                self._failed_at = time.monotonic()
+                self._top_up()
+            self._changed.clear()
+            await self._changed.wait()
 
     # ------------------------------------------------------------------ running one job
     async def _run(self, fn: Callable[[Job], Any], job: Job, deadline_s: float) -> Any:
         if self._slots is None:
             raise PoolUnavailable("the scoring pool is not started")
         async with self._slots:
-            gen = await self._usable()
+            w = await self._take()
+            w.busy = True
+            future = w.submit(fn, job)
             try:
-                future = gen.submit(fn, job)
-            except (BrokenProcessPool, RuntimeError):
-                gen = await self._usable(replacing=gen)
-                try:
-                    future = gen.submit(fn, job)
-                except (BrokenProcessPool, RuntimeError) as exc:
-                    raise PoolUnavailable(f"the scoring processes are not usable ({exc})") from exc
-            try:
-                return await asyncio.wait_for(asyncio.wrap_future(future), deadline_s)
+                result = await asyncio.wait_for(asyncio.wrap_future(future), deadline_s)
             except TimeoutError:
-                gen.abandon(future)
-                self._replace(gen)
+                self._discard(w, f"a job overran its {deadline_s:g} s deadline")
                 raise WorkTimeout from None
-            except BrokenProcessPool:
-                self._replace(gen)
+            except (WorkerCrashed, FutureCancelled):
+                self._discard(w, "its process died")
                 raise WorkerCrashed from None
+            except asyncio.CancelledError:
+                # Nobody waits for this job any more (a cancelled request, a shutdown): its
+                # process may run for its whole deadline, so it goes now.
+                self._discard(w, "its job was cancelled")
+                raise
+            except BaseException:
+                self._release(w)  # the job raised inside the worker; the process is fine
+                raise
+            self._release(w)
+            return result
+
+    def _release(self, w: _Worker) -> None:
+        w.busy = False
+        if w in self._all and not w.killed:
+            self._idle.append(w)
+        assert self._changed is not None
+        self._changed.set()
 
     # ------------------------------------------------------------------ scoring
     def split(self, n_items: int) -> list[tuple[int, int]]:
@@ -284,12 +444,12 @@ class ScoringPool:
         size = math.ceil(n_items / n_chunks)
         return [(start, min(start + size, n_items)) for start in range(0, n_items, size)]
 
-    async def score(self, config: dict[str, Any], items: list[dict[str, Any]]) -> list[Result]:
+    async def score(self, config: Any, items: list[Any]) -> list[Result]:
         bounds = self.split(len(items))
         parts = await asyncio.gather(*(self._score_chunk(config, items[a:b]) for a, b in bounds))
         return [result for part in parts for result in part]
 
-    async def _score_chunk(self, config: dict[str, Any], items: list[dict[str, Any]]) -> list[Result]:
+    async def _score_chunk(self, config: Any, items: list[Any]) -> list[Result]:
         deadline = self.item_timeout_s + self.chunk_item_budget_s * len(items)
         try:
             results = await self._run(self._score_fn, {"config": config, "items": items}, deadline)
@@ -309,7 +469,7 @@ class ScoringPool:
             "timeout", f"scoring this item took longer than its limit of {self.item_timeout_s:g} s"
         )
 
-    async def _score_alone(self, config: dict[str, Any], item: dict[str, Any], *, retry_crash: bool) -> Result:
+    async def _score_alone(self, config: Any, item: Any, *, retry_crash: bool) -> Result:
         try:
             results = await self._run(
                 self._score_fn,
@@ -319,12 +479,13 @@ class ScoringPool:
         except WorkTimeout:
             return self._timeout_result()
         except WorkerCrashed:
-            # A crash fails every job in flight in that pool, not just the culprit's: try once more.
+            # A process that died alone on this item may have died of something else (the OOM
+            # killer's choice, an operator's kill): try once more before blaming the item.
             if retry_crash:
                 return await self._score_alone(config, item, retry_crash=False)
             return worker.error_result("worker_crashed", "the scoring process died while scoring this item")
         if isinstance(results, list) and len(results) == 1:
-            return dict(results[0])
+            return results[0]
         return worker.error_result("internal_error", "the scoring worker returned no result for this item")
 
     # ------------------------------------------------------------------ tools
@@ -335,12 +496,21 @@ class ScoringPool:
             return result
         return None
 
+    async def run_job(self, fn: Callable[[Job], Any], job: Job, timeout_s: float) -> Any:
+        """Run any picklable `fn(job)` in a worker under a hard deadline (`WorkTimeout` past it)."""
+        return await self._run(fn, job, timeout_s)
+
     @property
     def failure(self) -> str | None:
-        """Why the current processes could not start, if they could not."""
-        return self._gen.failed if self._gen is not None else None
+        """Why the processes could not start, if they could not."""
+        return self._failed
 
     @property
     def ready(self) -> bool:
-        gen = self._gen
-        return gen is not None and gen.ready is not None and gen.ready.done() and gen.failed is None
+        return (
+            self._first_start is not None
+            and self._first_start.done()
+            and self._failed is None
+            and not self._closed
+            and bool(self._all)
+        )

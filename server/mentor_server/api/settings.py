@@ -55,6 +55,16 @@ class ServiceSettings(BaseSettings):
     # item by item; typical items take about a millisecond, so this is a generous backstop.
     chunk_item_budget_s: float = Field(default=0.25, gt=0)
     tool_timeout_s: float = Field(default=2.0, gt=0)
+    # Per-field bounds, checked cheaply (a length, a count) before any work proportional to the
+    # request's size runs on the event loop or in a worker; each refusal is a 413 naming the field.
+    max_completion_chars: int = Field(default=1_000_000, ge=1, description="characters of one completion")
+    max_messages_per_completion: int = Field(default=1024, ge=1, description="messages of a chat completion")
+    max_calls_per_completion: int = Field(default=256, ge=1, description="tool calls of one chat completion")
+    max_tools_per_request: int = Field(default=256, ge=1, description="inline tool schemas of one request")
+    max_schema_bytes: int = Field(default=1 * MIB, ge=1024, description="inline tools/spec, as JSON")
+    max_run_id_chars: int = Field(default=256, ge=1)
+    max_tool_request_bytes: int = Field(default=64 * 1024, ge=1024, description="body of /v1/tools/execute")
+    max_record_page_bytes: int = Field(default=8 * MIB, ge=64 * 1024, description="one /v1/records response")
     # Scoring processes run this much nicer than the API process, so that on a saturated machine
     # the event loop (and /healthz) is scheduled first; 0 gives them equal weight.
     worker_nice: int = Field(default=5, ge=0, le=19)
@@ -65,7 +75,13 @@ class ServiceSettings(BaseSettings):
     record_backend: Literal["none", "sqlite", "jsonl"] = "none"
     record_path: Path | None = None
     record_flush_interval_s: float = Field(default=0.5, gt=0)
-    graceful_shutdown_s: float = Field(default=60.0, gt=0)
+    # A record file that cannot be opened (corrupt) never keeps scoring from starting: it is moved
+    # aside and a fresh one started ("move_aside"), or recording stays off ("refuse"); either way
+    # /healthz reports recording as degraded, with the reason.
+    record_on_corrupt: Literal["move_aside", "refuse"] = "move_aside"
+    # SIGTERM ends the process within this time whatever its workers are doing: in-flight
+    # requests get most of it, then the workers are killed and the record flushed.
+    graceful_shutdown_s: float = Field(default=60.0, ge=1)
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
 
     # ------------------------------------------------------------------ parsing

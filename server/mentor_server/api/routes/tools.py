@@ -5,6 +5,13 @@ names the tool and passes JSON arguments, which are validated against the tool's
 before the operator-installed function runs in a scoring process, under a time limit.
 Nothing in the request is ever evaluated as code.
 
+The event loop only does what costs the same for any request: the body is at most
+`max_tool_request_bytes` (refused by the size guard before it is parsed), the tool is looked
+up by name, and everything that grows with the arguments (schema validation included, which
+for a long array can take seconds) runs in the worker, under the job's hard deadline: a tool
+that overruns, even one stuck in C code, has its process killed. Answers are written as ASCII
+JSON, so a lone surrogate in an argument key or a tool name is echoed as an escape, not a 500.
+
 What a *model* got wrong is an answer, not an HTTP error, because a rollout loop shows it to
 the model: an unknown tool name, arguments that break the schema, a tool that raised or
 overran give 200 with `ok: false`, `error.type` (`unknown_tool`, `invalid_arguments`,
@@ -22,7 +29,7 @@ from fastapi import APIRouter
 from mentor_client.protocol import API_PREFIX, ErrorInfo, ExecuteToolRequest, ExecuteToolResponse
 
 from ...toolsets import get_toolset
-from ..errors import ERROR_RESPONSES, ApiError, JSONErrorRoute
+from ..errors import ERROR_RESPONSES, ApiError, AsciiJSONResponse, JSONErrorRoute
 from ..guards import check_depth
 from ..pool import WorkerCrashed
 from ..state import SettingsDep, StateDep
@@ -39,7 +46,12 @@ def _failure(kind: str, message: str) -> ExecuteToolResponse:
     )
 
 
-@router.post("/tools/execute", response_model=ExecuteToolResponse, summary="Execute a registered tool")
+@router.post(
+    "/tools/execute",
+    response_model=ExecuteToolResponse,
+    response_class=AsciiJSONResponse,
+    summary="Execute a registered tool",
+)
 async def execute_tool(request: ExecuteToolRequest, state: StateDep, settings: SettingsDep) -> ExecuteToolResponse:
     check_depth(request.arguments, settings.max_json_depth, "arguments")
     toolset = get_toolset(request.toolset)  # unknown -> ScoringConfigError -> 400 naming `toolset`
@@ -53,9 +65,6 @@ async def execute_tool(request: ExecuteToolRequest, state: StateDep, settings: S
             type="not_executable",
             param="name",
         )
-    problems = toolset.validate_arguments(request.name, request.arguments)
-    if problems:
-        return _failure("invalid_arguments", "; ".join(problems))
     job = {
         "toolset": toolset.name,
         "name": request.name,

@@ -1,0 +1,201 @@
+"""Deadlines that hold, against a real `mentor-reward serve`: stuck jobs are killed, no process leaks.
+
+Every case starts its own service (2 workers) in its own session, so its processes can be
+counted through /proc even after their parent died. The stated answers: a judge bomb or an
+uninterruptible tool is that item's `timeout` answer; the worker count returns to the
+configured 2; SIGTERM ends the service within 10 s with nothing left; `kill -9` of the API
+process alone leaves nothing either. Waits poll with deadlines of tens of seconds, so a busy
+2-core machine passes; the 10 s SIGTERM bound is the issue's target, measured, not slept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from hostile import JUDGE_BOMB, session_processes, worker_pids
+from service_process import ServiceProcess, free_port, service_env
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="counts processes through /proc (Linux)"),
+]
+
+HERE = Path(__file__).resolve().parent
+GOOD = '<tool_call>{"name": "add", "arguments": {"a": 2, "b": 3}}</tool_call>\\boxed{5}<|im_end|>'
+BOMB = '<tool_call>{"name": "add", "arguments": {"a": 2, "b": 3}}</tool_call>' + JUDGE_BOMB + "<|im_end|>"
+SIGTERM_LIMIT_S = 10.0
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> float:
+    """Poll `condition` until it holds; return the seconds it took."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout_s:
+            raise AssertionError(f"{what} did not happen within {timeout_s} s")
+        time.sleep(0.1)
+    return time.monotonic() - start
+
+
+@pytest.fixture
+def hostile_service(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
+    """Start services that also know the `burn` tool (tests/e2e/hostile.py); all stopped after."""
+    tools = tmp_path / "hostile_tools.json"
+    schema = {"type": "object", "properties": {"digits": {"type": "integer"}}, "required": ["digits"]}
+    tools.write_text(
+        json.dumps(
+            {
+                "toolsets": [
+                    {
+                        "name": "hostile",
+                        "tools": [
+                            {"type": "function", "function": {"name": "burn", "description": "", "parameters": schema}}
+                        ],
+                        "implementations": {"burn": "hostile:burn"},
+                    }
+                ]
+            }
+        )
+    )
+    started: list[ServiceProcess] = []
+
+    def start(**settings: Any) -> ServiceProcess:
+        settings.setdefault("workers", "2")
+        settings.setdefault("toolsets", str(tools))
+        env = service_env(**settings)
+        env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(HERE)])
+        service = ServiceProcess(free_port(), env, tmp_path / f"service-{len(started)}.log")
+        started.append(service)
+        return service.start(timeout_s=180)
+
+    yield start
+    for service in started:
+        service.stop()
+        if service.proc is not None:  # anything still in its session goes too
+            for pid in session_processes(service.proc.pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _score(service: ServiceProcess, completion: str) -> dict[str, Any]:
+    body = {"preset": "mentor", "items": [{"completion": completion, "ground_truth": "5", "teacher_tools": ["add"]}]}
+    response = httpx.post(service.base_url + "/v1/score", json=body, timeout=300)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()["results"][0]
+    return result
+
+
+def _sigterm_and_time(service: ServiceProcess) -> float:
+    assert service.proc is not None
+    start = time.monotonic()
+    service.proc.send_signal(signal.SIGTERM)
+    service.proc.wait(120)
+    return time.monotonic() - start
+
+
+def test_judge_bombs_time_out_their_workers_are_replaced_and_sigterm_is_prompt(
+    hostile_service: Callable[..., ServiceProcess],
+) -> None:
+    service = hostile_service(item_timeout_s="2")
+    assert service.proc is not None
+    sid = service.proc.pid
+    workers_before = worker_pids(sid)
+    assert len(workers_before) == 2
+    processes_before = len(session_processes(sid))
+
+    results: list[dict[str, Any]] = []
+    threads = [threading.Thread(target=lambda: results.append(_score(service, BOMB))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    assert len(results) == 4
+    for result in results:
+        assert result["reward"] is None and result["error"]["type"] == "timeout", result
+
+    # Every stuck process was killed and replaced: back to 2 workers, nothing else added.
+    _wait_for(lambda: len(worker_pids(sid)) == 2, 60, "the worker count returning to 2")
+    _wait_for(lambda: len(session_processes(sid)) == processes_before, 60, "the process count settling")
+    assert not set(worker_pids(sid)) & set(workers_before)
+    assert _score(service, GOOD)["reward"] == pytest.approx(1.1)
+
+    elapsed = _sigterm_and_time(service)
+    assert elapsed < SIGTERM_LIMIT_S, f"SIGTERM took {elapsed:.1f} s"
+    _wait_for(lambda: not session_processes(sid), 30, "every process of the service ending")
+
+
+def test_an_uninterruptible_tool_is_killed_at_its_deadline(hostile_service: Callable[..., ServiceProcess]) -> None:
+    service = hostile_service(tool_timeout_s="1")
+    assert service.proc is not None
+    sid = service.proc.pid
+    before = set(worker_pids(sid))
+    start = time.monotonic()
+    response = httpx.post(
+        service.base_url + "/v1/tools/execute",
+        json={"toolset": "hostile", "name": "burn", "arguments": {"digits": 10**8}},
+        timeout=300,
+    )
+    elapsed = time.monotonic() - start
+    body = response.json()
+    assert response.status_code == 200 and body["ok"] is False and body["error"]["type"] == "timeout", body
+    assert elapsed < 60
+    _wait_for(lambda: len(worker_pids(sid)) == 2, 60, "the worker count returning to 2")
+    assert len(before - set(worker_pids(sid))) == 1  # exactly the stuck one was replaced
+    quick = httpx.post(
+        service.base_url + "/v1/tools/execute",
+        json={"toolset": "hostile", "name": "burn", "arguments": {"digits": 10}},
+        timeout=60,
+    ).json()
+    assert quick["ok"] is True and quick["result"] == (99999**10).bit_length()
+
+
+def test_sigterm_with_jobs_stuck_in_every_worker_ends_within_the_grace(
+    hostile_service: Callable[..., ServiceProcess],
+) -> None:
+    # Items may run for 10 minutes, and the grace is 6 s: the service must not wait for them.
+    service = hostile_service(item_timeout_s="600", graceful_shutdown_s="6")
+    assert service.proc is not None
+    sid = service.proc.pid
+    for _ in range(2):
+        threading.Thread(target=_post_ignoring_errors, args=(service,), daemon=True).start()
+    _wait_for(lambda: _busy_workers(sid) == 2, 60, "both workers running a judge bomb")
+    elapsed = _sigterm_and_time(service)
+    assert elapsed < SIGTERM_LIMIT_S, f"SIGTERM took {elapsed:.1f} s"
+    _wait_for(lambda: not session_processes(sid), 30, "every process of the service ending")
+
+
+def test_kill_9_of_the_api_process_leaves_no_worker_behind(hostile_service: Callable[..., ServiceProcess]) -> None:
+    service = hostile_service(item_timeout_s="600")
+    assert service.proc is not None
+    sid = service.proc.pid
+    threading.Thread(target=_post_ignoring_errors, args=(service,), daemon=True).start()
+    _wait_for(lambda: _busy_workers(sid) >= 1, 60, "a worker running a judge bomb")
+    os.kill(service.proc.pid, signal.SIGKILL)  # the API process only, as an OOM killer would
+    service.proc.wait(30)
+    _wait_for(lambda: not session_processes(sid), 30, "the forkserver, workers and resource tracker ending")
+
+
+def _post_ignoring_errors(service: ServiceProcess) -> None:
+    with contextlib.suppress(httpx.HTTPError, AssertionError):  # the service is being stopped under it
+        _score(service, BOMB)
+
+
+def _busy_workers(sid: int) -> int:
+    """Workers using CPU right now (state R), read from /proc."""
+    busy = 0
+    for pid in worker_pids(sid):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        if stat[stat.rindex(")") + 2] == "R":
+            busy += 1
+    return busy
