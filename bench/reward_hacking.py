@@ -265,19 +265,25 @@ def _answer_of(name: str) -> Answer:
     return next(h.answer for h in (*HONEST, *HACKS) if h.name == name)
 
 
+_ANSWER_WORDS = {"right": "right answer", "wrong": "wrong answer", "none": "no answer", "own": "own answer"}
+
+
 def section(report: Report, command: str, source: str) -> str:
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    hacks = "\n".join(f"- `{h.name}` ({h.answer} answer): {h.description}." for h in HACKS)
+    hacks = "\n".join(f"- `{h.name}` ({_ANSWER_WORDS[h.answer]}): {h.description}." for h in HACKS)
     return f"""## Reward hacking: what degenerate policies earn
 
-Made by `{command}` on {stamp}: {report.n_items} items of {source}, every preset. Each cell is
-the mean reward; the honest rollouts follow the teacher's trace to the right or to a wrong
-answer, and every hack below is scripted. A hack boxes either that same wrong answer (or none),
-so its difference from honest-wrong is what its process earns, or the right answer, so its
-difference from honest-correct is what skipping the teacher's process costs. **Bold**: pays
-more than the honest rollout with the same correctness, item by item; *italic*: as much,
-without the teacher's trace; †: reaches honest-correct. The last row is the share of items
-whose answer is judged right.
+- command: `{command}`
+- items: {report.n_items} of {source}
+- date: {stamp}
+
+Each cell is the mean reward of a scripted policy under a preset. The honest rollouts follow
+the teacher's trace to the right answer or to a wrong one (a number: the right one plus 1). A hack
+boxes either that same wrong answer (or none), so its difference from honest-wrong is what its
+process earns, or the right answer, so its difference from honest-correct is what skipping the
+teacher's process costs. **Bold**: pays more than the honest rollout with the same correctness,
+item by item; *italic*: as much, without the teacher's trace; †: reaches honest-correct. The
+last row is the share of items whose answer is judged right.
 
 {markdown_table(report)}
 
@@ -337,6 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"`{args.data}`" if args.data else f"the benchmark (`mentor-train make-data --seed {args.seed}`)"
     )
     source += ", scored against " + ("the teacher's tool names" if args.names_only else "the full reference trace")
+    source += f", with every preset the engine knows ({len(report.rows)})" if presets is None else ""
     print(markdown_table(report), "", reading(report), sep="\n")
     if args.write_docs:
         command = "python bench/reward_hacking.py " + " ".join(sys.argv[1:] if argv is None else argv)
