@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck demo bench clean
+.PHONY: install trainers run test lint typecheck demo bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,16 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# The trainers' own reward code (verl, OpenRLHF) for tests/trainers: their CPU-side imports with
+# the constraints, the trainers themselves without their GPU dependencies (see the files).
+TRAINERS := $(VENV)/.trainers-installed
+$(TRAINERS): $(STAMP) tests/trainers/requirements.txt tests/trainers/requirements-nodeps.txt
+	$(BIN)/python -m pip install -q -c constraints.txt -r tests/trainers/requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -r tests/trainers/requirements-nodeps.txt
+	touch $(TRAINERS)
+
+trainers: $(TRAINERS)
+
 run: install
 	$(BIN)/mentor-reward serve
 
@@ -25,7 +35,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: install
+test: install $(TRAINERS)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
