@@ -28,7 +28,6 @@ from pydantic import BaseModel, ValidationError
 from ._version import __version__
 from .exceptions import (
     APIError,
-    BadRequestError,
     ConnectError,
     MentorClientError,
     RateLimitedError,
@@ -68,13 +67,15 @@ class RetryPolicy:
     """How failed requests are retried.
 
     Only connection errors, timeouts, 408, 429 and 5xx are retried, at most `max_retries`
-    times. The wait before retry `n` (0-based) is drawn uniformly from
-    `[0, min(backoff_max, backoff_base * 2**n)]` ("full jitter": replicas hit by the same
-    outage do not retry in lockstep), or is exactly that bound with `jitter=False`. A
-    `Retry-After` header (429, 503) replaces the drawn wait, capped at `retry_after_max`.
+    times. The wait before retry `n` (0-based) is drawn uniformly from `[bound / 2, bound]`
+    with `bound = min(backoff_max, backoff_base * 2**n)` (jittered, so replicas hit by the same
+    outage do not retry in lockstep, yet never short), or is exactly `bound` with
+    `jitter=False`. With the defaults the waits add up to at least 15.75 s (at most 31.5 s),
+    so a service restart of up to 15 s costs no request. A `Retry-After` header (429, 503)
+    replaces the drawn wait, capped at `retry_after_max`.
     """
 
-    max_retries: int = 5
+    max_retries: int = 6
     backoff_base: float = 0.5
     backoff_max: float = 20.0
     retry_after_max: float = 60.0
@@ -92,7 +93,7 @@ class RetryPolicy:
             return min(max(retry_after, 0.0), self.retry_after_max)
         # min() before the power would overflow for absurd retry counts; 2**60 is already huge.
         bound = min(self.backoff_max, self.backoff_base * 2.0 ** min(retry_index, 60))
-        return random.uniform(0.0, bound) if self.jitter else bound
+        return random.uniform(bound / 2, bound) if self.jitter else bound
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -313,10 +314,11 @@ class BaseClient:
         return f"{type(self).__name__}(base_urls={list(self._config.base_urls)!r})"
 
     # ------------------------------------------------------------------ request building
-    def _headers(self) -> dict[str, str]:
-        headers = {"User-Agent": f"mentor-client/{__version__}", "Accept": "application/json"}
+    def _headers(self) -> dict[bytes, bytes]:
+        headers = {b"User-Agent": f"mentor-client/{__version__}".encode(), b"Accept": b"application/json"}
         if self._config.api_key:
-            headers["Authorization"] = f"Bearer {self._config.api_key}"
+            # As UTF-8 bytes: a key with non-ASCII characters is sent as the service compares it.
+            headers[b"Authorization"] = f"Bearer {self._config.api_key}".encode("utf-8", "surrogatepass")
         return headers
 
     def _timeout(self) -> httpx.Timeout:
@@ -371,33 +373,27 @@ class BaseClient:
 
         Items are sent as given (a `ScoreItem` as its JSON): the service reads each one on its
         own, so a malformed item comes back as that item's error instead of failing the batch
-        here. The reward choice is checked here, as the service would (no reward named: 400).
+        here. The reward choice is the service's to check (a request naming none is its 400).
         """
         if isinstance(items, str | bytes) or not isinstance(items, Sequence):
             raise TypeError("items must be a sequence of ScoreItem or dicts")
         wire = [item_payload(item) for item in items]
         size = self._config.chunk_size
         chunks = [wire[i : i + size] for i in range(0, len(wire), size)] or [[]]
-        try:
-            return [
-                ScoreRequest(
-                    items=chunk,
-                    preset=preset,
-                    spec=dict(spec) if spec is not None else None,
-                    overrides=dict(overrides) if overrides is not None else None,
-                    toolset=toolset,
-                    tools=[dict(t) for t in tools] if tools is not None else None,
-                    parser=parser,
-                    eos_tokens=list(eos_tokens) if eos_tokens is not None else None,
-                    run_id=run_id,
-                    step=step,
-                )
-                for chunk in chunks
-            ]
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
-            raise BadRequestError(400, ErrorInfo(type="invalid_config", message=message, param="preset")) from exc
+        common: dict[str, Any] = {
+            "preset": preset,
+            "spec": dict(spec) if spec is not None else None,
+            "overrides": dict(overrides) if overrides is not None else None,
+            "toolset": toolset,
+            "tools": [dict(t) for t in tools] if tools is not None else None,
+            "parser": parser,
+            "eos_tokens": list(eos_tokens) if eos_tokens is not None else None,
+            "run_id": run_id,
+            "step": step,
+        }
+        # Built without validation: every field is typed by this signature, and the service,
+        # not this process, decides what a request may say (one validation, server-side).
+        return [ScoreRequest.model_construct(items=chunk, **common) for chunk in chunks]
 
 
 def item_payload(item: ItemLike) -> Any:
