@@ -220,7 +220,7 @@ class RewardClient(BaseClient):
         overrides: Mapping[str, Any] | None = None,
     ) -> ValidateSpecResponse:
         """The resolved spec and its hash; an invalid spec raises `BadRequestError` naming the field."""
-        request = ValidateSpecRequest(
+        request = ValidateSpecRequest.model_construct(
             preset=preset,
             spec=dict(spec) if spec is not None else None,
             overrides=dict(overrides) if overrides is not None else None,
@@ -404,7 +404,7 @@ class AsyncRewardClient(BaseClient):
         spec: Mapping[str, Any] | None = None,
         overrides: Mapping[str, Any] | None = None,
     ) -> ValidateSpecResponse:
-        request = ValidateSpecRequest(
+        request = ValidateSpecRequest.model_construct(
             preset=preset,
             spec=dict(spec) if spec is not None else None,
             overrides=dict(overrides) if overrides is not None else None,

@@ -80,7 +80,8 @@ def item_result(score: ScoredItem) -> ItemResult:
 def batch_stats(results: Sequence[ItemResult]) -> BatchStats:
     """Aggregates over a batch: items with an error are left out of the means, a component's
     mean leaves out its None (not applicable) values; the tool-call rate is the share of scored
-    items that called a tool, the invalid-tool rate the share of calls naming no known tool."""
+    items that called a tool, the invalid-tool rate the share of calls naming no known tool
+    (both None when an item does not carry its call counts)."""
     n_scored = 0
     reward_sum = 0.0
     sums: dict[str, float] = {}
@@ -88,6 +89,7 @@ def batch_stats(results: Sequence[ItemResult]) -> BatchStats:
     with_calls = 0
     total_calls = 0
     invalid = 0
+    counted = True  # every scored item says how many calls it made (servers before 0.2 did not)
     for r in results:
         if r.error is not None or r.reward is None:
             continue
@@ -100,6 +102,8 @@ def batch_stats(results: Sequence[ItemResult]) -> BatchStats:
             if value is not None:
                 sums[name] += value
                 counts[name] += 1
+        if r.n_tool_calls is None or r.n_invalid_tools is None:
+            counted = False
         calls = r.n_tool_calls or 0
         with_calls += 1 if calls else 0
         total_calls += calls
@@ -109,6 +113,7 @@ def batch_stats(results: Sequence[ItemResult]) -> BatchStats:
         n_errors=len(results) - n_scored,
         mean_reward=reward_sum / n_scored if n_scored else None,
         component_means={name: (sums[name] / counts[name] if counts[name] else None) for name in counts},
-        tool_call_rate=with_calls / n_scored if n_scored else None,
-        invalid_tool_rate=invalid / total_calls if total_calls else None,
+        # Without per-item counts the rates cannot be known: None, never a guess.
+        tool_call_rate=with_calls / n_scored if n_scored and counted else None,
+        invalid_tool_rate=invalid / total_calls if total_calls and counted else None,
     )

@@ -165,8 +165,12 @@ class FakeService:
     def _route(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         if path == "/v1/score":
-            body = ScoreRequest.model_validate_json(request.content)
-            results = [fake_result(item.completion, with_counts=self.with_counts) for item in body.items]
+            payload = json.loads(request.content)
+            # The fake scores whatever reward is named (or none): the real service's 400 for an
+            # unnamed reward is tested end to end, against the service itself.
+            payload.setdefault("preset", "mentor")
+            body = ScoreRequest.model_validate(payload)
+            results = [fake_result(item.get("completion"), with_counts=self.with_counts) for item in body.items]
             if self.drop_last_result:
                 results = results[:-1]
             response = ScoreResponse(
@@ -264,9 +268,7 @@ class Runner:
         if kind == "sync":
             self.client = RewardClient(transport=service.transport(), sleep=sleep, **kwargs)
         else:
-            self.client = AsyncRewardClient(
-                transport=service.async_transport(), sleep=sleep.async_sleep, **kwargs
-            )
+            self.client = AsyncRewardClient(transport=service.async_transport(), sleep=sleep.async_sleep, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self.client, name)

@@ -85,12 +85,12 @@ def test_merged_stats_equal_the_stats_of_one_request(make_client: MakeClient, wi
     assert merged.n_errors == single.n_errors == 1
     assert merged.mean_reward == pytest.approx(single.mean_reward)
     assert merged.component_means == pytest.approx(single.component_means)
-    assert merged.tool_call_rate == pytest.approx(single.tool_call_rate)
     if with_counts:
+        assert merged.tool_call_rate == pytest.approx(single.tool_call_rate)
         assert merged.invalid_tool_rate == pytest.approx(single.invalid_tool_rate)
     else:
-        # Without per-item call counts the rate cannot be recomputed; it is not guessed.
-        assert merged.invalid_tool_rate is None
+        # Without per-item call counts the rates cannot be recomputed; they are not guessed.
+        assert merged.tool_call_rate is None and merged.invalid_tool_rate is None
     assert single.invalid_tool_rate is None or with_counts
 
 
@@ -155,9 +155,7 @@ def test_sync_chunks_respect_max_concurrency() -> None:
 
 def test_async_failure_cancels_the_remaining_chunks() -> None:
     service = FakeService(delay_s=0.01, script=[400])
-    client = AsyncRewardClient(
-        "http://svc", chunk_size=1, max_concurrency=2, transport=service.async_transport()
-    )
+    client = AsyncRewardClient("http://svc", chunk_size=1, max_concurrency=2, transport=service.async_transport())
     with pytest.raises(BadRequestError):
         asyncio.run(client.score(items(20)))
     # The first answer was the 400; chunks not yet started were never sent.

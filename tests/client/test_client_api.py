@@ -55,9 +55,7 @@ def test_health_and_readiness(make_client: MakeClient) -> None:
 
 
 @pytest.mark.parametrize("service_kwargs", [{"script": [503]}, {"down": {"svc"}}], ids=["503", "unreachable"])
-def test_not_ready_is_false_and_asked_once(
-    make_client: MakeClient, service_kwargs: dict[str, object]
-) -> None:
+def test_not_ready_is_false_and_asked_once(make_client: MakeClient, service_kwargs: dict[str, object]) -> None:
     service = FakeService(**service_kwargs)  # type: ignore[arg-type,unused-ignore]
     assert make_client(service).ready() is False
     assert len(service.requests) == 1
@@ -74,9 +72,7 @@ def test_readiness_asks_every_replica(make_client: MakeClient) -> None:
     assert [r.url.host for r in service.requests] == ["a", "b"]
 
 
-@pytest.mark.parametrize(
-    ("api_key", "expected"), [("sk-1", "Bearer sk-1"), (None, None)], ids=["key", "no-key"]
-)
+@pytest.mark.parametrize(("api_key", "expected"), [("sk-1", "Bearer sk-1"), (None, None)], ids=["key", "no-key"])
 def test_headers(make_client: MakeClient, api_key: str | None, expected: str | None) -> None:
     service = FakeService()
     make_client(service, api_key=api_key).health()
@@ -149,16 +145,18 @@ def test_api_key_is_not_in_the_repr() -> None:
     assert "sk-secret" not in repr(ClientConfig(api_key="sk-secret"))
 
 
-def test_items_may_be_dicts_or_models_and_bad_ones_fail_before_sending(make_client: MakeClient) -> None:
+def test_items_may_be_dicts_or_models_and_are_sent_as_given(make_client: MakeClient) -> None:
     service = FakeService()
     client = make_client(service)
     response = client.score([ScoreItem(completion="c1"), {"completion": "c2", "ground_truth": "2"}])
     assert [r.reward for r in response.results] == [1.0, 2.0]
-    with pytest.raises(ValueError):
-        client.score([{"ground_truth": "no completion"}])
+    # A malformed item is the service's to judge (it becomes that item's error there, and its
+    # neighbours are scored): the client never fails a whole batch for one item.
+    client.score([{"ground_truth": "no completion"}, {"completion": "c3"}])
+    assert len(service.requests) == 2
     with pytest.raises(TypeError):
         client.score("c1")
-    assert len(service.requests) == 1
+    assert len(service.requests) == 2
 
 
 def test_clients_satisfy_the_backend_protocols() -> None:

@@ -16,7 +16,8 @@ import pytest
 
 from mentor_client import BadRequestError, LocalBackend, RewardBackend, trl_reward_func
 from mentor_client.adapters import verl
-from mentor_server.scoring import ScoringEngine, batch_stats, list_presets, resolve_spec
+from mentor_client.results import batch_stats, item_result
+from mentor_server.scoring import ScoringEngine, list_presets, resolve_spec
 
 EOS = "<|im_end|>"
 
@@ -78,7 +79,7 @@ def test_scores_equal_the_engine_directly(backend: LocalBackend, preset: str) ->
     expected = ScoringEngine(resolve_spec(preset)).score_dicts(ITEMS)
     assert [r.reward for r in response.results] == [e.reward for e in expected]
     assert [r.components for r in response.results] == [e.components for e in expected]
-    assert response.stats.model_dump() == batch_stats(expected)
+    assert response.stats == batch_stats([item_result(e) for e in expected])
     assert response.spec_hash == resolve_spec(preset).hash
     assert response.preset == preset
 
@@ -123,7 +124,7 @@ def test_bad_configuration_is_a_bad_request_naming_the_field(
 
 def test_unknown_toolset_is_a_bad_request(backend: LocalBackend) -> None:
     with pytest.raises(BadRequestError) as caught:
-        backend.score(ITEMS[:1], toolset="no-such-toolset")
+        backend.score(ITEMS[:1], preset="mentor", toolset="no-such-toolset")
     assert caught.value.error.param == "toolset"
 
 

@@ -9,7 +9,8 @@ import pytest
 from service_process import ServiceProcess, free_port, service_env
 
 from mentor_client import AuthenticationError, RewardClient
-from mentor_server.scoring import ScoringEngine, batch_stats, resolve_spec
+from mentor_client.results import batch_stats, item_result
+from mentor_server.scoring import ScoringEngine, resolve_spec
 
 pytestmark = pytest.mark.e2e
 
@@ -24,8 +25,7 @@ def test_a_grpo_sized_batch_scores_exactly_as_the_engine(
     assert [r.reward for r in response.results] == [e.reward for e in expected]
     assert [r.components for r in response.results] == [e.components for e in expected]
     assert response.spec_hash == resolve_spec("mentor-f1").hash
-    stats = batch_stats(expected)
-    assert response.stats.n_items == 512 and response.stats.mean_reward == pytest.approx(stats["mean_reward"])
+    assert response.stats == batch_stats([item_result(e) for e in expected])
 
 
 def test_discovery_and_tools_through_the_client(service: ServiceProcess) -> None:
@@ -61,9 +61,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 @pytest.mark.parametrize("key", [None, "wrong"], ids=["missing-key", "wrong-key"])
-def test_without_the_right_key_the_client_gets_401(
-    secured: ServiceProcess, key: str | None, monkeypatch: Any
-) -> None:
+def test_without_the_right_key_the_client_gets_401(secured: ServiceProcess, key: str | None, monkeypatch: Any) -> None:
     monkeypatch.delenv("MENTOR_REWARD_API_KEY", raising=False)
     with RewardClient(secured.base_url, api_key=key) as client, pytest.raises(AuthenticationError):
         client.score([{"completion": "x"}])

@@ -23,9 +23,9 @@ def wire_item(case: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def slow_or_crashing_score_chunk(job: dict[str, Any]) -> list[dict[str, Any]]:
-    for item in job["items"]:
-        completion = item.get("completion")
+def slow_or_crashing_score_chunk(job: dict[str, Any]) -> list[Any]:
+    for _index, item in job["items"]:
+        completion = item.get("completion") if isinstance(item, dict) else None
         if not isinstance(completion, str):
             continue
         if "CRASH" in completion:
@@ -36,7 +36,7 @@ def slow_or_crashing_score_chunk(job: dict[str, Any]) -> list[dict[str, Any]]:
     return worker.score_chunk(job)
 
 
-def raising_score_chunk(job: dict[str, Any]) -> list[dict[str, Any]]:
+def raising_score_chunk(job: dict[str, Any]) -> list[Any]:
     raise ValueError("a deliberate bug")
 
 
@@ -50,9 +50,7 @@ def slow_tool(seconds: float) -> float:
     return seconds
 
 
-def assert_error(
-    response: Any, status: int, type_: str | None = None, param: str | None = None
-) -> dict[str, Any]:
+def assert_error(response: Any, status: int, type_: str | None = None, param: str | None = None) -> dict[str, Any]:
     """The response has `status` and the service's one error body (and the given type/param)."""
     assert response.status_code == status, response.text
     body = response.json()

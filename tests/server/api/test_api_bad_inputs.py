@@ -7,12 +7,15 @@
 | a 100k-digit number                     | 422 invalid_json (over the 4300-digit limit)  |
 | JSON nested 100k levels                 | 422 too_deep (refused while parsing)          |
 | arguments nested past max_json_depth    | 422 too_deep, param = the item                |
-| wrong types                             | 422 validation_error, param = the field path  |
+| wrong types in the request envelope     | 422 validation_error, param = the field path  |
 | a missing required field                | 422 validation_error, param = the field       |
+| an unknown field in the envelope        | 400 unknown_field, param = the field          |
+| no reward named (neither preset nor spec)| 400 invalid_config, param = preset            |
+| a malformed item (wrong types, missing  | 200: that item's error (invalid_item, param   |
+| completion, unknown field, not an object)| items[i]...), its neighbours scored          |
 | no JSON content type                    | 422 validation_error                          |
 | a body over max_body_bytes              | 413 too_large (by Content-Length or counted)  |
 | a huge string under the body limit      | 200, scored                                   |
-| unknown fields                          | 200, ignored (forward compatibility)          |
 | an empty batch                          | 200, zero results                             |
 | an unknown, repeated or non-integer      | 422 validation_error, param = its name        |
 | query parameter                         |                                               |
@@ -49,43 +52,84 @@ RAW_BODIES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("body", "status", "kind"), [r[1:] for r in RAW_BODIES], ids=[r[0] for r in RAW_BODIES]
-)
+@pytest.mark.parametrize(("body", "status", "kind"), [r[1:] for r in RAW_BODIES], ids=[r[0] for r in RAW_BODIES])
 def test_undecodable_bodies(client: TestClient, body: bytes, status: int, kind: str) -> None:
     response = client.post("/v1/score", content=body, headers={"content-type": "application/json"})
     assert_error(response, status, kind)
 
 
 WRONG_SHAPES = [
-    ("completion-number", {"items": [{"completion": 5}]}, "items.0.completion"),
-    ("items-not-a-list", {"items": {"completion": "x"}}, "items"),
+    ("items-not-a-list", {"preset": "mentor", "items": {"completion": "x"}}, "items"),
     ("missing-items", {"preset": "mentor"}, "items"),
-    ("missing-completion", {"items": [{"ground_truth": "1"}]}, "items.0.completion"),
-    ("step-string", {"items": [], "step": "seven"}, "step"),
-    (
-        "teacher-tools-string",
-        {"items": [{"completion": "x", "teacher_tools": "add"}]},
-        "items.0.teacher_tools",
-    ),
-    ("finished-string", {"items": [{"completion": "x", "finished": "maybe"}]}, "items.0.finished"),
-    (
-        "ground-truth-object",
-        {"items": [{"completion": "x", "ground_truth": {"a": 1}}]},
-        "items.0.ground_truth",
-    ),
-    ("reference-list", {"items": [{"completion": "x", "reference": []}]}, "items.0.reference"),
-    ("message-not-object", {"items": [{"completion": ["hi"]}]}, "items.0.completion"),
+    ("step-string", {"preset": "mentor", "items": [], "step": "seven"}, "step"),
     ("preset-list", {"items": [], "preset": ["mentor"]}, "preset"),
+    ("eos-tokens-string", {"preset": "mentor", "items": [], "eos_tokens": "</s>"}, "eos_tokens"),
 ]
 
 
-@pytest.mark.parametrize(
-    ("payload", "param"), [w[1:] for w in WRONG_SHAPES], ids=[w[0] for w in WRONG_SHAPES]
-)
+@pytest.mark.parametrize(("payload", "param"), [w[1:] for w in WRONG_SHAPES], ids=[w[0] for w in WRONG_SHAPES])
 def test_wrong_types_name_the_field(client: TestClient, payload: dict[str, Any], param: str) -> None:
     error = assert_error(client.post("/v1/score", json=payload), 422, "validation_error", param)
     assert param in error["message"]
+
+
+GOOD_ITEM = {"completion": GOOD_COMPLETION, "ground_truth": "5", "teacher_tools": ["add"]}
+
+BAD_ITEMS = [
+    ("completion-number", {"completion": 5}, "items[1].completion"),
+    ("missing-completion", {"ground_truth": "1"}, "items[1].completion"),
+    ("teacher-tools-string", {"completion": "x", "teacher_tools": "add"}, "items[1].teacher_tools"),
+    ("finished-string", {"completion": "x", "finished": "maybe"}, "items[1].finished"),
+    ("ground-truth-object", {"completion": "x", "ground_truth": {"a": 1}}, "items[1].ground_truth"),
+    ("reference-list", {"completion": "x", "reference": []}, "items[1].reference"),
+    ("message-not-object", {"completion": ["hi"]}, "items[1].completion[0]"),
+    ("misspelt-field", {"completion": "x", "ground_truht": "5"}, "items[1].ground_truht"),
+    (
+        "reference-call-field",
+        {"completion": "x", "reference": {"calls": [{"name": "a", "args": {}}]}},
+        "items[1].reference.calls[0].args",
+    ),
+    ("not-an-object", [1, 2], "items[1]"),
+    ("a-number", 7, "items[1]"),
+]
+
+
+@pytest.mark.parametrize(("item", "param"), [b[1:] for b in BAD_ITEMS], ids=[b[0] for b in BAD_ITEMS])
+def test_a_malformed_item_is_its_own_error_and_its_neighbours_score(client: TestClient, item: Any, param: str) -> None:
+    response = client.post("/v1/score", json={"preset": "mentor", "items": [GOOD_ITEM, item, GOOD_ITEM]})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    results = body["results"]
+    assert results[0]["reward"] == pytest.approx(1.1) and results[2]["reward"] == pytest.approx(1.1)
+    assert results[1]["reward"] is None
+    assert results[1]["error"]["type"] == "invalid_item" and results[1]["error"]["param"] == param
+    assert param in results[1]["error"]["message"]
+    assert body["stats"]["n_errors"] == 1
+
+
+def test_a_numeric_ground_truth_is_scored(client: TestClient) -> None:
+    item = {"completion": GOOD_COMPLETION, "ground_truth": 5, "teacher_tools": ["add"]}
+    body = client.post("/v1/score", json={"preset": "mentor", "items": [item]}).json()
+    assert body["results"][0]["error"] is None and body["results"][0]["reward"] == pytest.approx(1.1)
+
+
+@pytest.mark.parametrize(
+    ("payload", "param"),
+    [
+        ({"presett": "mentor-f1", "items": []}, "presett"),
+        ({"preset": "mentor", "items": [], "temperature": 0.7}, "temperature"),
+    ],
+    ids=["misspelt-preset", "unknown-field"],
+)
+def test_unknown_request_fields_are_a_400_naming_them(client: TestClient, payload: dict[str, Any], param: str) -> None:
+    error = assert_error(client.post("/v1/score", json=payload), 400, "unknown_field", param)
+    assert param in error["message"]
+
+
+def test_a_request_that_names_no_reward_is_a_400(client: TestClient) -> None:
+    error = assert_error(client.post("/v1/score", json={"items": [GOOD_ITEM]}), 400, "invalid_config", "preset")
+    assert "preset" in error["message"]
+    assert_error(client.post("/v1/specs/validate", json={}), 400, "invalid_config", "preset")
 
 
 def test_deeply_nested_arguments_are_refused_before_scoring(client: TestClient) -> None:
@@ -93,7 +137,7 @@ def test_deeply_nested_arguments_are_refused_before_scoring(client: TestClient) 
     for _ in range(200):
         deep = {"x": deep}
     item = {"completion": "x", "reference": {"calls": [{"name": "add", "arguments": deep}]}}
-    assert_error(client.post("/v1/score", json={"items": [item]}), 422, "too_deep", "items.0")
+    assert_error(client.post("/v1/score", json={"preset": "mentor", "items": [item]}), 422, "too_deep", "items[0]")
     assert_error(
         client.post("/v1/tools/execute", json={"name": "add", "arguments": deep}),
         422,
@@ -159,13 +203,6 @@ def test_a_huge_string_under_the_limit_is_scored(client: TestClient) -> None:
     assert body["results"][0]["reward"] == pytest.approx(1.1)
 
 
-def test_unknown_fields_are_ignored(client: TestClient) -> None:
-    item = {"completion": GOOD_COMPLETION, "ground_truth": "5", "teacher_tools": ["add"], "colour": "blue"}
-    response = client.post("/v1/score", json={"preset": "mentor", "items": [item], "temperature": 0.7})
-    assert response.status_code == 200
-    assert response.json()["results"][0]["reward"] == pytest.approx(1.1)
-
-
 @pytest.mark.parametrize(
     ("method", "path", "status"),
     [("GET", "/v1/nothing-here", 404), ("GET", "/v1/score", 405), ("DELETE", "/v1/presets", 405)],
@@ -178,7 +215,7 @@ def test_routing_errors_use_the_error_body(client: TestClient, method: str, path
 def test_a_server_bug_is_a_500_with_the_error_body(make_client: Any) -> None:
     service = make_client(pool=ScoringPool(1, score_fn=raising_score_chunk))
     error = assert_error(
-        service.post("/v1/score", json={"items": [{"completion": "x"}]}), 500, "internal_error"
+        service.post("/v1/score", json={"preset": "mentor", "items": [{"completion": "x"}]}), 500, "internal_error"
     )
     assert "Traceback" not in error["message"]
 
@@ -195,8 +232,6 @@ def test_a_server_bug_is_a_500_with_the_error_body(make_client: Any) -> None:
     ],
     ids=["openrlhf-typo", "records-typo", "health", "repeated", "float-step", "exponent-limit"],
 )
-def test_query_parameters_are_checked_strictly(
-    client: TestClient, method: str, path: str, param: str
-) -> None:
+def test_query_parameters_are_checked_strictly(client: TestClient, method: str, path: str, param: str) -> None:
     body = {"query": [], "prompts": [], "labels": []} if method == "POST" else None
     assert_error(client.request(method, path, json=body), 422, "validation_error", param)

@@ -39,13 +39,11 @@ def test_workers_that_cannot_start_give_503s_not_a_fork_storm(make_client: Any, 
     error = assert_error(service.get("/readyz"), 503, "not_ready")
     assert "failed to start" in error["message"]
     for _ in range(3):
-        assert_error(service.post("/v1/score", json={"items": [{"completion": "x"}]}), 503, "not_ready")
+        assert_error(service.post("/v1/score", json={"preset": "mentor", "items": [{"completion": "x"}]}), 503, "not_ready")
     assert pool.replacements == 0
 
 
-def test_metrics_count_requests_items_and_component_means(
-    make_client: Any, parity_cases: list[dict[str, Any]]
-) -> None:
+def test_metrics_count_requests_items_and_component_means(make_client: Any, parity_cases: list[dict[str, Any]]) -> None:
     service = make_client()
     items = [wire_item(c) for c in parity_cases[:20]]
     body = service.post("/v1/score", json={"preset": "mentor", "items": items}).json()
@@ -54,18 +52,8 @@ def test_metrics_count_requests_items_and_component_means(
     service.get("/v1/presets/x2")
     samples = _samples(service.get("/metrics").text)
     assert samples[("mentor_items_scored_total", (("preset", "mentor"),))] == 20
-    assert (
-        samples[
-            ("mentor_http_requests_total", (("method", "POST"), ("route", "/v1/score"), ("status", "200")))
-        ]
-        == 1
-    )
-    assert (
-        samples[
-            ("mentor_http_requests_total", (("method", "POST"), ("route", "/v1/score"), ("status", "400")))
-        ]
-        == 1
-    )
+    assert samples[("mentor_http_requests_total", (("method", "POST"), ("route", "/v1/score"), ("status", "200")))] == 1
+    assert samples[("mentor_http_requests_total", (("method", "POST"), ("route", "/v1/score"), ("status", "400")))] == 1
     # Path parameters are folded into the route template: no label per preset name tried.
     assert (
         samples[
@@ -76,10 +64,7 @@ def test_metrics_count_requests_items_and_component_means(
         ]
         == 2
     )
-    assert (
-        samples[("mentor_http_request_duration_seconds_count", (("method", "POST"), ("route", "/v1/score")))]
-        == 2
-    )
+    assert samples[("mentor_http_request_duration_seconds_count", (("method", "POST"), ("route", "/v1/score")))] == 2
     outcome_sum = samples[("mentor_component_score_sum", (("component", "outcome"),))]
     outcome_count = samples[("mentor_component_score_count", (("component", "outcome"),))]
     assert outcome_sum / outcome_count == body["stats"]["component_means"]["outcome"]

@@ -8,7 +8,8 @@ import pytest
 from _service_helpers import assert_error, wire_item
 from fastapi.testclient import TestClient
 
-from mentor_server.scoring import ScoringEngine, batch_stats, resolve_spec
+from mentor_client.results import batch_stats, item_result
+from mentor_server.scoring import ScoringEngine, resolve_spec
 
 PAPER_PRESETS = ["sparse", "mentor", "mentor-partial", "mentor-f1", "mentor-no-tool-match"]
 
@@ -31,7 +32,7 @@ def test_scores_equal_the_in_process_engine(
     assert [r["reason"] for r in body["results"]] == [e.reason for e in expected]
     assert body["spec_hash"] == resolve_spec(preset).hash
     assert body["preset"] == preset
-    assert body["stats"] == batch_stats(expected)
+    assert body["stats"] == batch_stats([item_result(e) for e in expected]).model_dump()
 
 
 def test_paper_parity_values_through_the_service(client: TestClient, parity_cases: list[dict[str, Any]]) -> None:
@@ -133,13 +134,22 @@ def test_an_empty_batch_still_validates_the_reward_choice(client: TestClient) ->
     ("request_fields", "param"),
     [
         ({"preset": "no-such-preset"}, "preset"),
-        ({"toolset": "no-such-toolset"}, "toolset"),
-        ({"parser": "no-such-parser"}, "parser"),
+        ({"preset": "mentor", "toolset": "no-such-toolset"}, "toolset"),
+        ({"preset": "mentor", "parser": "no-such-parser"}, "parser"),
         ({"preset": "mentor", "spec": {"components": {"outcome": {}}}}, "spec"),
         ({"spec": {"components": {"outcome": {"weight": "heavy"}}}}, "components.outcome.weight"),
         ({"spec": {"components": {"telepathy": {"weight": 1}}}}, "components"),
-        ({"overrides": {"components": {"tool_names": {"options": {"mode": "psychic"}}}}}, None),
-        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "blob"}}}]}, None),
+        (
+            {"preset": "mentor", "overrides": {"components": {"tool_names": {"options": {"mode": "psychic"}}}}},
+            "components.tool_names.options.mode",
+        ),
+        (
+            {
+                "preset": "mentor",
+                "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "blob"}}}],
+            },
+            None,
+        ),
     ],
     ids=[
         "unknown-preset",
@@ -164,13 +174,15 @@ def test_a_bad_reward_choice_is_a_400_naming_the_field(
 
 def test_too_many_items_is_a_413_that_states_the_limit(make_client: Any) -> None:
     service = make_client(lifespan=False, max_items=5)
-    response = service.post("/v1/score", json={"items": [{"completion": "x"}] * 6})
+    response = service.post("/v1/score", json={"preset": "mentor", "items": [{"completion": "x"}] * 6})
     error = assert_error(response, 413, "too_many_items", "items")
     assert "5" in error["message"]
 
 
 def test_step_beyond_64_bits_is_rejected(client: TestClient) -> None:
-    assert_error(client.post("/v1/score", json={"items": [], "step": 2**70}), 422, "validation_error", "step")
+    assert_error(
+        client.post("/v1/score", json={"preset": "mentor", "items": [], "step": 2**70}), 422, "validation_error", "step"
+    )
 
 
 @pytest.mark.parametrize(

@@ -105,6 +105,8 @@ async def openrlhf(
     for i, (query, prompt, raw) in enumerate(zip(request.query, request.prompts, request.labels, strict=True)):
         where = f"labels[{i}]"
         try:
+            if raw is None:
+                raise ValueError(f"{where}: a label is required (the ground truth, or an object with it)")
             # Labels sent as JSON text are parsed here: the nesting limit applies to what they hold.
             fields = label_fields(raw, where)
             for name in ("reference", "teacher_tools", "ground_truth"):
@@ -124,8 +126,11 @@ async def openrlhf(
             _reject(state, i, f"{param}: {exc}")
             raise ApiError(422, f"{param}: {exc}", param=param) from exc
         except (ValueError, TypeError, RecursionError) as exc:
-            _reject(state, i, str(exc))
-            raise ApiError(422, str(exc) or f"{where}: unreadable label", param=where) from exc
+            message = str(exc) or f"{where}: unreadable label"
+            _reject(state, i, message)
+            # The label reader's messages start with the field they are about.
+            named = message.split(":", 1)[0]
+            raise ApiError(422, message, param=named if named.startswith(where) else where) from exc
         items.append(item)
         group = (
             fields.get("preset") or preset or settings.openrlhf_preset,
