@@ -39,7 +39,9 @@ def test_workers_that_cannot_start_give_503s_not_a_fork_storm(make_client: Any, 
     error = assert_error(service.get("/readyz"), 503, "not_ready")
     assert "failed to start" in error["message"]
     for _ in range(3):
-        assert_error(service.post("/v1/score", json={"preset": "mentor", "items": [{"completion": "x"}]}), 503, "not_ready")
+        assert_error(
+            service.post("/v1/score", json={"preset": "mentor", "items": [{"completion": "x"}]}), 503, "not_ready"
+        )
     assert pool.replacements == 0
 
 
