@@ -354,6 +354,8 @@ class ScoringPool:
             await asyncio.wrap_future(w.started)
         except PoolUnavailable as exc:
             self._all.discard(w)
+            if w.killed or self._closed:
+                return  # stopped on purpose while starting (a close, a replaced worker)
             self._failed = str(exc)
             self._failed_at = time.monotonic()
             log.error("%s", self._failed)
