@@ -53,16 +53,16 @@ def test_rewards_scores_and_logs_as_tensors(service: FakeService) -> None:
     assert out["rewards"].tolist() == [2.0, 3.0, 5.0]
     assert set(out["extra_logs"]) == {
         "outcome",
-        "outcome_applicable",
+        "outcome/applicable",
         "tool_names",
-        "tool_names_applicable",
+        "tool_names/applicable",
         "item_error",
     }
     logs = {k: v.tolist() for k, v in out["extra_logs"].items()}
     # Not applicable is 0.0 with its flag 0.0 (OpenRLHF's plain .mean() cannot skip NaN), and the
-    # component's mean over the samples it applies to is mean(c) / mean(c_applicable).
+    # component's mean over the samples it applies to is mean(c) / mean(c/applicable).
     assert logs["tool_names"] == pytest.approx([0.02, 0.0, 0.05])
-    assert logs["tool_names_applicable"] == [1.0, 0.0, 1.0]
+    assert logs["tool_names/applicable"] == [1.0, 0.0, 1.0]
     assert logs["item_error"] == [0.0, 0.0, 0.0]
     assert all(math.isfinite(v) for values in logs.values() for v in values)
     (body,) = service.bodies()
@@ -113,7 +113,7 @@ def test_item_error_raises_naming_the_query_unless_a_fallback_is_set(
     out = orf.reward_func(["c1", "bad"], [], ["1", "7"])
     assert out["rewards"].tolist() == [1.0, 0.0]
     assert out["extra_logs"]["item_error"].tolist() == [0.0, 1.0]
-    assert out["extra_logs"]["outcome_applicable"].tolist() == [1.0, 0.0]
+    assert out["extra_logs"]["outcome/applicable"].tolist() == [1.0, 0.0]
 
 
 def test_malformed_label_names_the_query_and_field(service: FakeService, caplog: pytest.LogCaptureFixture) -> None:

@@ -23,10 +23,10 @@ lists:
 - `scores`: the reward mapped onto [0, 1] by the spec's reward range (OpenRLHF's dynamic
   filtering compares them with its [0, 1] range);
 - `extra_logs`, the same keys on every call: each component `c` of the configured spec, and
-  `c_applicable` (1.0 where `c` applies to the sample, else 0.0, and then `c` is 0.0), and
+  `c/applicable` (1.0 where `c` applies to the sample, else 0.0, and then `c` is 0.0), and
   `item_error` (0.0). OpenRLHF averages every key with a plain `.mean()`, which cannot skip a
   value: NaN would poison the step's metric and a bare 0.0 would bias it, so the pair is logged
-  and `mean(c) / mean(c_applicable)` is the component's mean over the samples it applies to.
+  and `mean(c) / mean(c/applicable)` is the component's mean over the samples it applies to.
 
 An item the service cannot score raises `RowScoringError` naming the query and its label, after
 logging it at ERROR (OpenRLHF itself logs reward failures at INFO only), unless
@@ -93,7 +93,7 @@ def unit_score(reward: float, reward_range: tuple[float, float]) -> float:
 
 
 def extra_log_values(result: ItemResult | None, components: Sequence[str]) -> dict[str, float]:
-    """One sample's `extra_logs`: every component with its `_applicable` flag, and `item_error`.
+    """One sample's `extra_logs`: every component with its `/applicable` flag, and `item_error`.
 
     `result` None means the sample could not be scored. The same keys come back for every sample.
     """
@@ -101,7 +101,7 @@ def extra_log_values(result: ItemResult | None, components: Sequence[str]) -> di
     for name in components:
         value = None if result is None or result.error is not None else result.components.get(name)
         logs[name] = 0.0 if value is None else float(value)
-        logs[f"{name}_applicable"] = 0.0 if value is None else 1.0
+        logs[f"{name}/applicable"] = 0.0 if value is None else 1.0
     logs["item_error"] = 1.0 if result is None or result.error is not None else 0.0
     return logs
 
