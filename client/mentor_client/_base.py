@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import email.utils
 import itertools
+import json
 import math
 import os
 import random
@@ -24,6 +25,7 @@ from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError
 
 from ._version import __version__
 from .exceptions import (
@@ -342,7 +344,12 @@ class BaseClient:
     def _body(model: BaseModel) -> bytes:
         # pydantic's own serialiser writes the JSON directly (several times faster than
         # model_dump followed by json.dumps on a 1024-item batch).
-        return model.model_dump_json(exclude_none=True).encode()
+        try:
+            return model.model_dump_json(exclude_none=True).encode()
+        except PydanticSerializationError:
+            # Model output may hold lone UTF-16 surrogates, which UTF-8 cannot carry; JSON's
+            # \uXXXX escapes can, and the service reads them back as the same string.
+            return json.dumps(model.model_dump(exclude_none=True), ensure_ascii=True).encode()
 
     @staticmethod
     def _records_params(run_id: str | None, step: int | None, limit: int | None) -> dict[str, str | int]:

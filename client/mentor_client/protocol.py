@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, WithJsonSchema, model_validator
 
 API_PREFIX = "/v1"
 
@@ -84,7 +84,7 @@ class ScoreItem(_Request):
 
     `completion`: the rollout as raw text, or as a chat message list (OpenAI/TRL format,
     assistant `tool_calls` with `arguments` as dict or JSON string, `tool` messages).
-    `ground_truth`: the acceptable answer(s); falls back to `reference.answer`.
+    `ground_truth`: the acceptable answer(s), text or numbers; falls back to `reference.answer`.
     Give either `reference` (a full trace) or `teacher_tools` (names only, as in the paper).
     `finished`: whether generation ended with the end-of-sequence token; when absent the
     engine looks for the request's `eos_tokens` at the end of the text.
@@ -93,7 +93,7 @@ class ScoreItem(_Request):
     """
 
     completion: str | list[dict[str, Any]]
-    ground_truth: str | list[str] | None = None
+    ground_truth: str | StrictInt | StrictFloat | list[str | StrictInt | StrictFloat] | None = None
     reference: ReferenceModel | None = None
     teacher_tools: list[str] | None = None
     finished: bool | None = None

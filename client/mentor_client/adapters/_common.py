@@ -125,17 +125,11 @@ def _teacher_tools(value: Any, what: str) -> list[str] | None:
     raise ValueError(f"{what}: teacher tools must be a list of tool names")
 
 
-def _ground_truth(value: Any) -> str | list[str] | None:
-    value = plain(value)
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, Sequence):
-        return [str(v) for v in value]
-    return str(value)
+def _ground_truth(value: Any) -> Any:
+    # Passed on as the dataset holds it (numpy values made plain): the engine is the one reader
+    # of a ground truth, so numbers score and a boolean or an object is the item's error there,
+    # exactly as when the same item is sent to the service directly.
+    return plain(value)
 
 
 def clean_reference(reference: Any, what: str) -> dict[str, Any] | None:
