@@ -53,6 +53,13 @@ def _options(options: Mapping[str, Any], allowed: Mapping[str, Any], component: 
     return {**allowed, **options}
 
 
+def _flag(value: Any, param: str) -> bool:
+    # `"no"` is truthy: a non-boolean must be an error, not a silently inverted option.
+    if not isinstance(value, bool):
+        raise ScoringConfigError(f"{param} must be true or false, got {value!r}", param=param)
+    return value
+
+
 def _choice(value: Any, choices: tuple[str, ...], param: str) -> str:
     if value not in choices:
         raise ScoringConfigError(f"{param} must be one of {', '.join(choices)}; got {value!r}", param=param)
@@ -125,7 +132,7 @@ TOOL_NAME_MODES = ("exact_set", "any_overlap", "f1", "multiset_f1", "order")
 def compile_tool_names(options: Mapping[str, Any]) -> ToolNamesOptions:
     opts = _options(options, {"mode": "f1", "count_invalid": True}, "tool_names")
     mode = _choice(opts["mode"], TOOL_NAME_MODES, "components.tool_names.options.mode")
-    return ToolNamesOptions(mode=mode, count_invalid=bool(opts["count_invalid"]))
+    return ToolNamesOptions(mode=mode, count_invalid=_flag(opts["count_invalid"], "count_invalid"))
 
 
 def tool_names_component(ctx: ItemContext, options: ToolNamesOptions) -> ComponentResult:
@@ -166,8 +173,13 @@ class ToolResultsOptions:
 
 def compile_tool_results(options: Mapping[str, Any]) -> ToolResultsOptions:
     opts = _options(options, {"execute_missing": True, "values": {}}, "tool_results")
-    values = matching.ValueMatchOptions.from_dict(dict(opts["values"]))
-    return ToolResultsOptions(execute_missing=bool(opts["execute_missing"]), values=values)
+    if not isinstance(opts["values"], Mapping):
+        raise ScoringConfigError("'values' must be an object of match options", param="values")
+    try:
+        values = matching.ValueMatchOptions.from_dict(dict(opts["values"]))
+    except ScoringConfigError as exc:
+        raise ScoringConfigError(str(exc), param=f"values.{exc.param}" if exc.param else "values") from exc
+    return ToolResultsOptions(execute_missing=_flag(opts["execute_missing"], "execute_missing"), values=values)
 
 
 _EXECUTION_CACHE_LIMIT = 20_000

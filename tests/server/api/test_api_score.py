@@ -197,3 +197,15 @@ def test_ambiguous_or_empty_tools_are_a_bad_request_naming_tools(client: TestCli
     item = {"completion": "\\boxed{1}<|im_end|>", "ground_truth": "1"}
     response = client.post("/v1/score", json={"preset": "mentor", "items": [item], **body})
     assert_error(response, 400, "invalid_config", "tools")
+
+
+def test_a_judge_timeout_is_an_item_error_counted_in_metrics(client: TestClient) -> None:
+    overrides = {"components": {"outcome": {"options": {"judge": {"timeout_s": 1e-9}}}}}
+    item = {"completion": "\\boxed{x + 1}<|im_end|>", "ground_truth": "1 + x", "teacher_tools": ["add"]}
+    body = client.post("/v1/score", json={"preset": "mentor", "overrides": overrides, "items": [item]}).json()
+    result = body["results"][0]
+    assert result["reward"] is None and result["error"]["type"] == "judge_timeout"
+    assert result["error"]["param"] == "items[0]"
+    assert body["stats"]["n_errors"] == 1 and body["stats"]["mean_reward"] is None
+    counted = [line for line in client.get("/metrics").text.splitlines() if 'type="judge_timeout"' in line]
+    assert counted and float(counted[0].split()[-1]) >= 1

@@ -282,3 +282,31 @@ def test_engine_cache_reuses_engines_and_evicts_the_least_recent() -> None:
     llama = cache.get(resolve_engine_config(preset="mentor", eos_tokens=["<|eot_id|>"]))
     assert llama is not mentor and llama.eos_tokens == ("<|eot_id|>",)
     assert cache.get(resolve_engine_config(preset="mentor")) is not mentor  # evicted (least recent)
+
+
+def test_a_judge_that_cannot_decide_is_the_items_error_never_a_wrong_answer() -> None:
+    # A symbolic check that runs out of time: not "wrong" (which would still pay tool bonuses).
+    spec = resolve_spec("mentor", overrides={"components": {"outcome": {"options": {"judge": {"timeout_s": 1e-9}}}}})
+    engine = ScoringEngine(spec)
+    text = '<tool_call>{"name": "add", "arguments": {"a": 1, "b": 1}}</tool_call> \\boxed{x + 1}<|im_end|>'
+    timed_out, plain = engine.score_batch(
+        [
+            item_from_dict({"completion": text, "ground_truth": "1 + x", "teacher_tools": ["add"]}),
+            item_from_dict({"completion": text.replace("x + 1", "7"), "ground_truth": "8", "teacher_tools": ["add"]}),
+        ]
+    )
+    assert timed_out.reward is None and timed_out.error is not None
+    assert timed_out.error.type == "judge_timeout"
+    assert plain.error is None and plain.reward == pytest.approx(0.16)  # a decided "wrong" still scores
+
+
+def test_a_judge_exception_is_the_items_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = ScoringEngine(resolve_spec("sparse"))
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug in a judge path")
+
+    monkeypatch.setattr(engine.judge, "_judge", broken)
+    result = engine.score_batch([item_from_dict({"completion": "\\boxed{2}<|im_end|>", "ground_truth": "2"})])[0]
+    assert result.reward is None and result.error is not None and result.error.type == "judge_error"
+    assert "a bug in a judge path" in result.error.message
