@@ -731,16 +731,15 @@ class AnswerJudge:
         cache_size: int = 4096,
         max_symbolic_chars: int = 1000,
     ) -> None:
-        # Options arrive from JSON reward specs: check types as well as ranges.
-        _check_number("rel_tol", rel_tol, minimum=0.0)
-        _check_number("abs_tol", abs_tol, minimum=0.0)
-        if float_rounding is not None:
-            _check_int("float_rounding", float_rounding, minimum=0, maximum=30)
-        if not isinstance(use_math_verify, bool):
-            raise ScoringConfigError("use_math_verify must be true or false", param="use_math_verify")
-        _check_number("timeout_s", timeout_s, minimum=0.0, exclusive=True)
-        _check_int("cache_size", cache_size, minimum=0)
-        _check_int("max_symbolic_chars", max_symbolic_chars, minimum=1)
+        self.check_options(
+            rel_tol=rel_tol,
+            abs_tol=abs_tol,
+            float_rounding=float_rounding,
+            use_math_verify=use_math_verify,
+            timeout_s=timeout_s,
+            cache_size=cache_size,
+            max_symbolic_chars=max_symbolic_chars,
+        )
         self.rel_tol = float(rel_tol)
         self.abs_tol = float(abs_tol)
         self.float_rounding = float_rounding
@@ -752,6 +751,37 @@ class AnswerJudge:
         self._abs = Fraction(self.abs_tol)
         self._golds: _LRU[str, _Answer] = _LRU(cache_size)
         self._verdicts: _LRU[tuple[str, str], AnswerVerdict] = _LRU(cache_size * 4)
+
+    @staticmethod
+    def check_options(**options: Any) -> None:
+        """Check judge options as they arrive from a JSON reward spec (types as well as ranges),
+        without building a judge; a mistake is a ScoringConfigError naming the option."""
+        known = (
+            "rel_tol",
+            "abs_tol",
+            "float_rounding",
+            "use_math_verify",
+            "timeout_s",
+            "cache_size",
+            "max_symbolic_chars",
+        )
+        for name in options:
+            if name not in known:
+                raise ScoringConfigError(f"unknown judge option {name!r}; known: {', '.join(known)}", param=name)
+        if "rel_tol" in options:
+            _check_number("rel_tol", options["rel_tol"], minimum=0.0)
+        if "abs_tol" in options:
+            _check_number("abs_tol", options["abs_tol"], minimum=0.0)
+        if options.get("float_rounding") is not None:
+            _check_int("float_rounding", options["float_rounding"], minimum=0, maximum=30)
+        if "use_math_verify" in options and not isinstance(options["use_math_verify"], bool):
+            raise ScoringConfigError("use_math_verify must be true or false", param="use_math_verify")
+        if "timeout_s" in options:
+            _check_number("timeout_s", options["timeout_s"], minimum=0.0, exclusive=True)
+        if "cache_size" in options:
+            _check_int("cache_size", options["cache_size"], minimum=0)
+        if "max_symbolic_chars" in options:
+            _check_int("max_symbolic_chars", options["max_symbolic_chars"], minimum=1)
 
     # Caches hold locks: pickle (for process pools) the options only.
     def __getstate__(self) -> dict[str, Any]:

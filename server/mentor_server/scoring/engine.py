@@ -90,9 +90,7 @@ def compile_spec(spec: RewardSpec) -> CompiledSpec:
     assert isinstance(outcome, OutcomeOptions)
     judge_param = "components.outcome.options.judge"
     try:
-        AnswerJudge(**outcome.judge)  # checks types and ranges; the engine builds its own
-    except TypeError as exc:
-        raise ScoringConfigError(f"invalid judge option: {exc}", param=judge_param) from exc
+        AnswerJudge.check_options(**outcome.judge)
     except ScoringConfigError as exc:
         raise ScoringConfigError(str(exc), param=_under(judge_param, exc.param)) from exc
     return CompiledSpec(spec, spec.hash, tuple(compiled), outcome.answer_from, dict(outcome.judge))
