@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import queue
+import re
 import sqlite3
 import threading
 import time
@@ -66,26 +67,36 @@ CREATE INDEX IF NOT EXISTS score_records_run_step ON score_records (run_id, step
 """
 
 
-def _dumps(value: Any) -> str:
-    # ASCII output: a lone surrogate (which a model can emit) becomes a `\\ud800` escape, so
-    # the text always encodes, and the record keeps exactly what was sent.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _utf8_safe(text: str) -> str:
+    """`text`, with any lone surrogate (a model can emit one) replaced by U+FFFD.
+
+    A lone surrogate cannot be stored as UTF-8 (SQLite refuses the row) and, escaped as
+    `\\ud800`, is refused by strict JSON parsers (pydantic's among them) when served, so the
+    record keeps the row with that one character replaced.
+    """
     try:
-        return json.dumps(value, separators=(",", ":"))
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def _dumps(value: Any) -> str:
+    try:
+        return _utf8_safe(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
     except (TypeError, ValueError, RecursionError) as exc:
         # The record must not lose the row because one input cannot be serialised.
         return json.dumps({"unserialisable": f"{type(exc).__name__}: {exc}"[:200]})
 
 
 def _text(value: Any) -> str | None:
-    """A text column's value that SQLite can store (a lone surrogate written as `\\ud800`)."""
+    """A text column's value that SQLite can store."""
     if value is None:
         return None
-    text = value if isinstance(value, str) else str(value)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text
+    return _utf8_safe(value if isinstance(value, str) else str(value))
 
 
 def _number(value: Any, kind: type) -> Any:
@@ -327,7 +338,7 @@ class JSONLRecordStore(RecordStore):
         for row in rows:
             record = {name: row.get(name) for name in RECORD_FIELDS}
             try:
-                line = json.dumps(record, separators=(",", ":"))
+                line = _utf8_safe(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
             except (TypeError, ValueError, RecursionError):
                 # Keep the row; only the input that cannot be serialised is replaced.
                 record["item"] = json.loads(_dumps(record["item"]))

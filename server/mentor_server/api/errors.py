@@ -78,13 +78,21 @@ def error_body(type: str, message: str, param: str | None = None) -> dict[str, A
     return {"error": {"type": type, "message": message, "param": param}}
 
 
-class AsciiJSONResponse(JSONResponse):
-    """JSON written as ASCII: a string holding a lone surrogate (a model can emit one, and an
-    error message may quote it) is sent as a `\\ud800` escape instead of failing to encode,
-    which with the default renderer turns any answer that echoes it into a 500."""
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON that always encodes: a string holding a lone surrogate (a model can emit one, and
+    an answer may echo it) has it replaced by U+FFFD, instead of failing to encode, which with
+    the default renderer turns the whole answer into a 500. (An escaped `\\ud800` would not
+    do: strict JSON parsers, pydantic's among them, refuse a lone surrogate escape.)"""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:
+            return _SURROGATE.sub("\ufffd", text).encode("utf-8")
 
 
 def error_response(
@@ -94,7 +102,7 @@ def error_response(
     param: str | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    return AsciiJSONResponse(error_body(type, message, param), status_code=status_code, headers=headers)
+    return SafeJSONResponse(error_body(type, message, param), status_code=status_code, headers=headers)
 
 
 def error_bytes(type: str, message: str, param: str | None = None) -> bytes:

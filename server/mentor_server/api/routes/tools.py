@@ -9,8 +9,8 @@ The event loop only does what costs the same for any request: the body is at mos
 `max_tool_request_bytes` (refused by the size guard before it is parsed), the tool is looked
 up by name, and everything that grows with the arguments (schema validation included, which
 for a long array can take seconds) runs in the worker, under the job's hard deadline: a tool
-that overruns, even one stuck in C code, has its process killed. Answers are written as ASCII
-JSON, so a lone surrogate in an argument key or a tool name is echoed as an escape, not a 500.
+that overruns, even one stuck in C code, has its process killed. A lone surrogate in an
+argument key or a tool name comes back as U+FFFD in the answer, never as a 500.
 
 What a *model* got wrong is an answer, not an HTTP error, because a rollout loop shows it to
 the model: an unknown tool name, arguments that break the schema, a tool that raised or
@@ -29,7 +29,7 @@ from fastapi import APIRouter
 from mentor_client.protocol import API_PREFIX, ErrorInfo, ExecuteToolRequest, ExecuteToolResponse
 
 from ...toolsets import get_toolset
-from ..errors import ERROR_RESPONSES, ApiError, AsciiJSONResponse, JSONErrorRoute
+from ..errors import ERROR_RESPONSES, ApiError, JSONErrorRoute, SafeJSONResponse
 from ..guards import check_depth
 from ..pool import WorkerCrashed
 from ..state import SettingsDep, StateDep
@@ -49,7 +49,7 @@ def _failure(kind: str, message: str) -> ExecuteToolResponse:
 @router.post(
     "/tools/execute",
     response_model=ExecuteToolResponse,
-    response_class=AsciiJSONResponse,
+    response_class=SafeJSONResponse,
     summary="Execute a registered tool",
 )
 async def execute_tool(request: ExecuteToolRequest, state: StateDep, settings: SettingsDep) -> ExecuteToolResponse:
