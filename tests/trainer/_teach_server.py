@@ -36,9 +36,7 @@ STYLES = ("structured", "hermes", "mixed")
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"message": message, "type": "invalid_request_error"}}, status, headers=headers
-    )
+    return JSONResponse({"error": {"message": message, "type": "invalid_request_error"}}, status, headers=headers)
 
 
 def _check_protocol(body: dict[str, Any]) -> str | None:

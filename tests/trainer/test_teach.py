@@ -64,9 +64,7 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _process(
-    cmd: list[str], health_url: str, log: Path, timeout_s: float, env: dict[str, str]
-) -> Iterator[None]:
+def _process(cmd: list[str], health_url: str, log: Path, timeout_s: float, env: dict[str, str]) -> Iterator[None]:
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
@@ -132,9 +130,7 @@ def _server_requests(teacher_url: str, model: str) -> int:
 
 # ---------------------------------------------------------------------------- the programmatic teacher
 @pytest.mark.e2e
-def test_verified_traces_are_kept_in_the_data_set_shape(
-    bench: Path, teacher_url: str, tmp_path: Path
-) -> None:
+def test_verified_traces_are_kept_in_the_data_set_shape(bench: Path, teacher_url: str, tmp_path: Path) -> None:
     model = "teacher-mixed+wrong3+flaky"
     out = tmp_path / "traces" / f"{SPLIT}.jsonl"
     report = run_teach(bench, SPLIT, out, _options(teacher_url, model))
@@ -284,9 +280,7 @@ def tiny_model_dir(bench: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 @pytest.mark.e2e
 @pytest.mark.slow
-def test_transformers_serve_tiny_model_runs_the_loop(
-    bench: Path, tiny_model_dir: Path, tmp_path: Path
-) -> None:
+def test_transformers_serve_tiny_model_runs_the_loop(bench: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
     if not _serve_available():
         pytest.skip("`transformers serve` needs the openai package (pip install openai)")
     port = _free_port()
@@ -393,15 +387,12 @@ def _call(name: str, arguments: Any) -> dict[str, Any]:
         (
             {"content": None, "tool_calls": [_call("add", "[1, 2]")]},
             "",
-            [("add", {}, "arguments are not a JSON")],
+            [("add", {}, "arguments are not an object")],
             True,
         ),
-        ({"content": None, "tool_calls": [_call("", "{}")]}, "", [(None, {}, "missing tool name")], True),
+        ({"content": None, "tool_calls": [_call("", "{}")]}, "", [("", {}, "empty name")], True),
         (
-            {
-                "content": "Let me add.\n<tool_call>\n"
-                '{"name": "add", "arguments": {"a": 2, "b": 3}}\n</tool_call>'
-            },
+            {"content": 'Let me add.\n<tool_call>\n{"name": "add", "arguments": {"a": 2, "b": 3}}\n</tool_call>'},
             "Let me add.",
             [("add", {"a": 2, "b": 3}, None)],
             False,
@@ -410,6 +401,12 @@ def _call(name: str, arguments: Any) -> dict[str, Any]:
             {"content": '<tool_call>{"name": "add", "arguments": {"a": 2}</tool_call>'},
             "",
             [("add", {}, "")],
+            False,
+        ),
+        (
+            {"content": '<tool_call>{"name": "add", "parameters": {"a": 2, "b": 3}}</tool_call>'},
+            "",
+            [("add", {"a": 2, "b": 3}, None)],
             False,
         ),
         ({"content": "The answer is \\boxed{5}."}, "The answer is \\boxed{5}.", [], False),
@@ -423,13 +420,12 @@ def _call(name: str, arguments: Any) -> dict[str, Any]:
         "structured-no-name",
         "hermes-text",
         "hermes-broken-json",
+        "hermes-parameters-key",
         "final-answer",
         "content-parts",
     ],
 )
-def test_read_turn(
-    message: dict[str, Any], content: str, calls: list[tuple[Any, ...]], structured: bool
-) -> None:
+def test_read_turn(message: dict[str, Any], content: str, calls: list[tuple[Any, ...]], structured: bool) -> None:
     turn = read_turn({"role": "assistant", **message})
     assert turn.content == content
     assert turn.structured is structured

@@ -37,9 +37,7 @@ def _sequence(row: dict[str, Any]) -> tuple[str, ...]:
 def test_same_seed_same_files_other_seed_other_problems(tmp_path: Path) -> None:
     first, again, other = (generate_benchmark(seed=s, sizes=SMALL) for s in (7, 7, 8))
     assert first == again
-    assert [r["prompt"][-1]["content"] for r in first["train"]] != [
-        r["prompt"][-1]["content"] for r in other["train"]
-    ]
+    assert [r["prompt"][-1]["content"] for r in first["train"]] != [r["prompt"][-1]["content"] for r in other["train"]]
     a = write_benchmark(tmp_path / "a", first, seed=7)
     b = write_benchmark(tmp_path / "b", again, seed=7)
     assert a == b
@@ -117,9 +115,7 @@ def _tamper_teacher_tools(row: dict[str, Any]) -> None:
     [_tamper_result, _tamper_answer, _tamper_tool_message, _tamper_argument, _tamper_teacher_tools],
     ids=["result", "answer", "tool-message", "argument", "teacher-tools"],
 )
-def test_verify_row_catches_a_tampered_trace(
-    tamper: Any, bench_rows: dict[str, list[dict[str, Any]]]
-) -> None:
+def test_verify_row_catches_a_tampered_trace(tamper: Any, bench_rows: dict[str, list[dict[str, Any]]]) -> None:
     row = copy.deepcopy(next(r for r in bench_rows["train"] if r["family"] == "add_multiply"))
     assert verify_row(row) == []
     tamper(row)
@@ -137,9 +133,7 @@ def test_verify_row_catches_a_tampered_trace(
         ("ood_dates", 1, 2),
     ],
 )
-def test_call_counts_per_split(
-    split: str, low: int, high: int, bench_rows: dict[str, list[dict[str, Any]]]
-) -> None:
+def test_call_counts_per_split(split: str, low: int, high: int, bench_rows: dict[str, list[dict[str, Any]]]) -> None:
     counts = {len(r["reference"]["calls"]) for r in bench_rows[split]}
     assert min(counts) >= low and max(counts) <= high
 
@@ -176,9 +170,7 @@ def test_row_columns_have_the_trl_shapes(bench_rows: dict[str, list[dict[str, An
         assert (system["role"], user["role"]) == ("system", "user")
         instruction, has_tools = split_tool_block(system["content"])
         assert has_tools and instruction
-        tools_in_prompt = {
-            n for n in get_toolset(row["toolset"]).names if f'"name": "{n}"' in system["content"]
-        }
+        tools_in_prompt = {n for n in get_toolset(row["toolset"]).names if f'"name": "{n}"' in system["content"]}
         assert tools_in_prompt == set(get_toolset(row["toolset"]).names)
         assert row["messages"][:2] == row["prompt"]
         calls = [m for m in row["messages"] if m.get("tool_calls")]

@@ -11,13 +11,13 @@ from mentor_trainer.chat import (
     TOOL_BLOCK_MARKER,
     assistant_message,
     canonical_number,
-    extract_boxed,
     format_answer,
     parse_assistant_turn,
     prompt_without_tool_block,
     split_tool_block,
     tool_system_prompt,
 )
+from mentor_trainer.evaluate import rollout
 
 CALL = '<tool_call>\n{"name": "add", "arguments": {"a": 1, "b": 2}}\n</tool_call>'
 
@@ -28,13 +28,15 @@ CALL = '<tool_call>\n{"name": "add", "arguments": {"a": 1, "b": 2}}\n</tool_call
         (CALL, ["add"], [None], ""),
         ("Let me add.\n" + CALL, ["add"], [None], "Let me add."),
         (CALL + CALL.replace("add", "multiply"), ["add", "multiply"], [None, None], ""),
+        (CALL + " so \\boxed{3}", ["add"], [None], "so \\boxed{3}"),
         ('<tool_call>{"name": "add", "arguments": "{\\"a\\": 1}"}</tool_call>', ["add"], [None], ""),
-        ('<tool_call>{"name": "add", "arguments": {"a": 1,}}</tool_call>', [None], ["invalid JSON"], ""),
-        ('<tool_call>{"arguments": {"a": 1}}</tool_call>', [None], ["missing tool name"], ""),
+        # The engine recovers the name of a call whose JSON is broken; it is still not runnable.
+        ('<tool_call>{"name": "add", "arguments": {"a": 1,}}</tool_call>', ["add"], ["invalid JSON"], ""),
+        ('<tool_call>{"arguments": {"a": 1}}</tool_call>', [None], ["missing name"], ""),
         ('<tool_call>["add", 1]</tool_call>', [None], ["not a JSON object"], ""),
         ('<tool_call>{"name": "add", "arguments": [1, 2]}</tool_call>', ["add"], ["not an object"], ""),
         ('<tool_call>{"name": "add", "arguments": "nope"}</tool_call>', ["add"], ["not valid JSON"], ""),
-        ('<tool_call>\n{"name": "add", "arguments": {"a": 1', [None], ["invalid JSON"], ""),
+        ('<tool_call>\n{"name": "add", "arguments": {"a": 1', ["add"], ["unclosed <tool_call>"], ""),
         ("The answer is \\boxed{3}.", [], [], "The answer is \\boxed{3}."),
         ("", [], [], ""),
     ],
@@ -42,6 +44,7 @@ CALL = '<tool_call>\n{"name": "add", "arguments": {"a": 1, "b": 2}}\n</tool_call
         "one-call",
         "text-then-call",
         "two-calls",
+        "call-then-text",
         "arguments-as-json-string",
         "trailing-comma",
         "no-name",
@@ -58,19 +61,58 @@ def test_parse_assistant_turn(text: str, names: list[Any], errors: list[Any], co
     assert [c.name for c in turn.calls] == names
     for call, expected in zip(turn.calls, errors, strict=True):
         if expected is None:
-            assert call.ok and call.error is None
+            assert call.is_valid and call.error is None
         else:
-            assert not call.ok and expected in (call.error or "")
+            assert not call.is_valid and expected in (call.error or "")
     assert turn.content == content
+
+
+def test_parameters_key_is_read_like_arguments_and_executed_with_them() -> None:
+    """`{"name": ..., "parameters": {...}}`: the engine reads the arguments, so evaluation must run the
+    tool with them (a second parser once ran `add` with no arguments while the reward scored them)."""
+    text = '<tool_call>{"name": "add", "parameters": {"a": 2, "b": 5}}</tool_call>'
+    turn = parse_assistant_turn(text)
+    assert [(c.name, dict(c.arguments), c.error) for c in turn.calls] == [("add", {"a": 2, "b": 5}, None)]
+    executed: list[tuple[str, dict[str, Any]]] = []
+
+    class Recorder:
+        local = True
+
+        def run(self, toolset: str, name: str, arguments: dict[str, Any]) -> str:
+            executed.append((name, dict(arguments)))
+            return str(arguments["a"] + arguments["b"])
+
+    replies = iter([(text, True), ("\\boxed{7}", True)])
+    rollouts = rollout(
+        None,
+        _TemplateOnly(),
+        [[{"role": "user", "content": "What is 2 plus 5?"}]],
+        ["calculator"],
+        Recorder(),  # type: ignore[arg-type]
+        generate=lambda texts: [next(replies) for _ in texts],
+    )
+    assert executed == [("add", {"a": 2, "b": 5})]
+    assert rollouts[0].completion[1] == {"role": "tool", "name": "add", "content": "7"}
+    assert rollouts[0].finished
+
+
+class _TemplateOnly:
+    """Just enough tokenizer for `rollout` with a scripted generator: it renders the conversation."""
+
+    def apply_chat_template(self, messages: list[dict[str, Any]], **kwargs: Any) -> str:
+        return "\n".join(str(m.get("content")) for m in messages)
+
+
+def test_parse_assistant_turn_auto_reads_other_formats() -> None:
+    turn = parse_assistant_turn('[TOOL_CALLS][{"name": "add", "arguments": {"a": 1, "b": 2}}]', parser="auto")
+    assert [(c.name, dict(c.arguments)) for c in turn.calls] == [("add", {"a": 1, "b": 2})]
 
 
 def test_assistant_message_keeps_malformed_calls_as_text() -> None:
     turn = parse_assistant_turn(CALL + '<tool_call>{"name": </tool_call>')
     message = assistant_message(turn)
-    assert message["tool_calls"] == [
-        {"type": "function", "function": {"name": "add", "arguments": {"a": 1, "b": 2}}}
-    ]
-    assert message["content"] == '<tool_call>{"name": </tool_call>'
+    assert message["tool_calls"] == [{"type": "function", "function": {"name": "add", "arguments": {"a": 1, "b": 2}}}]
+    assert message["content"] == '<tool_call>{"name":</tool_call>'  # the engine's raw block, stripped
 
 
 def test_assistant_message_without_calls_has_no_tool_calls_key() -> None:
@@ -78,22 +120,6 @@ def test_assistant_message_without_calls_has_no_tool_calls_key() -> None:
         "role": "assistant",
         "content": "\\boxed{4}",
     }
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("\\boxed{42}", "42"),
-        ("first \\boxed{1} then \\boxed{2}", "2"),
-        ("\\boxed{\\frac{1}{2}}", "\\frac{1}{2}"),
-        ("\\boxed{ 2024-01-05 }", "2024-01-05"),
-        ("\\boxed{12", None),
-        ("no box", None),
-    ],
-    ids=["plain", "last-wins", "nested-braces", "stripped", "unbalanced", "none"],
-)
-def test_extract_boxed(text: str, expected: str | None) -> None:
-    assert extract_boxed(text) == expected
 
 
 @pytest.mark.parametrize(

@@ -127,9 +127,7 @@ def test_grpo_rejects_a_bad_spec_file_before_loading_anything(
     assert message in capsys.readouterr().err
 
 
-def test_make_data_command_writes_a_reproducible_benchmark(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_make_data_command_writes_a_reproducible_benchmark(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sizes = ["--train-size", "20", "--test-size", "5", "--ood-size", "4", "--no-parquet", "--json"]
     assert main(["make-data", "--out", str(tmp_path / "a"), "--seed", "3", *sizes]) == 0
     manifest = json.loads(capsys.readouterr().out)
@@ -156,6 +154,4 @@ def test_tiny_model_command_trains_the_tokenizer_on_given_data(
     assert main([*argv, "--heads", "2", "--kv-heads", "1", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["config"]["hidden_size"] == 32 and summary["parameters"] < 100_000
-    assert (tmp_path / "model" / "config.json").exists() and (
-        tmp_path / "tokenizer" / "tokenizer.json"
-    ).exists()
+    assert (tmp_path / "model" / "config.json").exists() and (tmp_path / "tokenizer" / "tokenizer.json").exists()

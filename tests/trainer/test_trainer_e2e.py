@@ -65,9 +65,7 @@ def _check_training(out: Path, base: Path) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def grpo_local(
-    tmp_path_factory: pytest.TempPathFactory, bench: Path, warm: Path
-) -> tuple[Path, dict[str, Any]]:
+def grpo_local(tmp_path_factory: pytest.TempPathFactory, bench: Path, warm: Path) -> tuple[Path, dict[str, Any]]:
     """The CLI in this process (the imports are paid already); the HTTP variant below is a real process."""
     out = tmp_path_factory.mktemp("grpo-local")
     argv = [
@@ -111,10 +109,7 @@ def test_eval_command_prints_the_table(
 ) -> None:
     out, _ = grpo_local
     argv = ["eval", "--data", str(bench), "--model", str(out), "--split", "test,ood_dates", "--local"]
-    assert (
-        main([*argv, "--limit", "6", "--max-turns", "3", "--max-new-tokens", "48", "--out", str(tmp_path)])
-        == 0
-    )
+    assert main([*argv, "--limit", "6", "--max-turns", "3", "--max-new-tokens", "48", "--out", str(tmp_path)]) == 0
     stdout = capsys.readouterr().out
     header = next(line for line in stdout.splitlines() if line.startswith("metric"))
     assert header.split() == ["metric", "test", "ood_dates"]
@@ -146,9 +141,7 @@ def reward_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 def _requests(metrics: str, route: str) -> float:
-    pattern = (
-        rf'^mentor_http_requests_total\{{[^}}]*route="{re.escape(route)}"[^}}]*status="200"[^}}]*\}} (\S+)$'
-    )
+    pattern = rf'^mentor_http_requests_total\{{[^}}]*route="{re.escape(route)}"[^}}]*status="200"[^}}]*\}} (\S+)$'
     return sum(float(m) for m in re.findall(pattern, metrics, re.M))
 
 
@@ -177,10 +170,7 @@ def test_eval_through_the_service(
 ) -> None:
     before = httpx.get(reward_service.base_url + "/metrics").text
     argv = ["eval", "--data", str(bench), "--model", str(warm), "--split", "train", "--limit", "4"]
-    assert (
-        main([*argv, "--reward-url", reward_service.base_url, "--max-turns", "2", "--out", str(tmp_path)])
-        == 0
-    )
+    assert main([*argv, "--reward-url", reward_service.base_url, "--max-turns", "2", "--out", str(tmp_path)]) == 0
     assert re.search(r"^call_rate\s", capsys.readouterr().out, re.M)
     report = json.loads((tmp_path / "eval.json").read_text())
     assert report["backend"] == reward_service.base_url and report["splits"]["train"]["scoring_errors"] == 0

@@ -97,24 +97,16 @@ def _run(rows: list[dict[str, Any]], script: Script, max_turns: int = 6) -> tupl
 
 
 @pytest.mark.parametrize("split", ["test", "ood_long", "ood_combo", "ood_units", "ood_dates"])
-def test_replaying_the_teacher_scores_perfectly(
-    split: str, bench_rows: dict[str, list[dict[str, Any]]]
-) -> None:
+def test_replaying_the_teacher_scores_perfectly(split: str, bench_rows: dict[str, list[dict[str, Any]]]) -> None:
     rows = bench_rows[split][:10]
     report, rollouts = _run(rows, _teacher_turn)
     assert report["accuracy"] == 1.0 and report["reward"] == pytest.approx(1.0)
     assert report["tool_name_f1"] == 1.0 and report["argument_score"] == 1.0
-    assert (
-        report["call_rate"] == 1.0
-        and report["invalid_tool_rate"] == 0.0
-        and report["malformed_call_rate"] == 0.0
-    )
+    assert report["call_rate"] == 1.0 and report["invalid_tool_rate"] == 0.0 and report["malformed_call_rate"] == 0.0
     assert report["avg_calls"] == report["teacher_avg_calls"] and report["finished_rate"] == 1.0
     # The loop executed the calls: the tool messages are the teacher's.
     for row, r in zip(rows, rollouts, strict=True):
-        assert [m for m in r.completion if m["role"] == "tool"] == [
-            m for m in row["messages"] if m["role"] == "tool"
-        ]
+        assert [m for m in r.completion if m["role"] == "tool"] == [m for m in row["messages"] if m["role"] == "tool"]
 
 
 @pytest.mark.parametrize(

@@ -42,9 +42,7 @@ def test_assistant_mask_covers_exactly_the_assistant_turns(
 
 
 def _batch_loss(model: Any, tokenizer: Any, conversations: list[list[dict[str, Any]]]) -> float:
-    encoded = [
-        assistant_mask(tokenizer, tokenizer.apply_chat_template(c, tokenize=False)) for c in conversations
-    ]
+    encoded = [assistant_mask(tokenizer, tokenizer.apply_chat_template(c, tokenize=False)) for c in conversations]
     width = max(len(ids) for ids, _ in encoded)
     input_ids = torch.full((len(encoded), width), tokenizer.pad_token_id)
     labels = torch.full((len(encoded), width), -100)
@@ -82,19 +80,15 @@ def test_warm_start_learns_the_tool_call_format(
     assert run["last_loss"] < run["first_loss"] / 4
     rows = [r for r in bench_rows["train"] if r["family"] == WARM_FAMILY]
     model = load_model(warm).eval()
-    texts = [
-        tokenizer.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True) for r in rows
-    ]
+    texts = [tokenizer.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True) for r in rows]
     outputs = _generate(model, tokenizer, texts, max_new_tokens=40, temperature=0.0)
     calls = [c for text, _ in outputs for c in parse_assistant_turn(text).calls]
-    assert any(c.ok and c.name == "add" for c in calls), [t for t, _ in outputs[:4]]
+    assert any(c.is_valid and c.name == "add" for c in calls), [t for t, _ in outputs[:4]]
     assert sum(ended for _, ended in outputs) >= len(outputs) // 2  # it learned to stop
 
 
 def test_trl_sft_trains_and_saves(tmp_path: Path, bench: Path, tiny: Path) -> None:
-    summary = run_sft(
-        bench, tiny, tmp_path / "sft", SFTOptions(max_steps=2, limit=8, batch_size=4, logging_steps=1)
-    )
+    summary = run_sft(bench, tiny, tmp_path / "sft", SFTOptions(max_steps=2, limit=8, batch_size=4, logging_steps=1))
     assert summary["steps"] == 2 and summary["rows"] == 8
     assert len(summary["losses"]) == 2 and all(math.isfinite(x) for x in summary["losses"])
     before, after = load_model(tiny), load_model(tmp_path / "sft")

@@ -61,14 +61,9 @@ def test_model_shape(tiny: Path) -> None:
         4,
         2,
     )
-    assert (
-        config.tie_word_embeddings
-        and model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
-    )
+    assert config.tie_word_embeddings and model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
     assert sum(p.numel() for p in model.parameters()) < 300_000
-    assert (tiny / "tokenizer" / "tokenizer.json").exists() and not (
-        tiny / "tokenizer" / "config.json"
-    ).exists()
+    assert (tiny / "tokenizer" / "tokenizer.json").exists() and not (tiny / "tokenizer" / "config.json").exists()
 
 
 def test_build_is_seeded(tmp_path: Path, corpus: list[str]) -> None:
@@ -98,12 +93,10 @@ def test_tokenizer_free_rendering_matches_the_tokenizer(
 ) -> None:
     """`render_conversation` (used to train the tokenizer) is exactly `apply_chat_template`."""
     for row in bench_rows[split][:3]:
-        assert render_conversation(row["messages"]) == tokenizer.apply_chat_template(
-            row["messages"], tokenize=False
+        assert render_conversation(row["messages"]) == tokenizer.apply_chat_template(row["messages"], tokenize=False)
+        assert render_conversation(row["prompt"], add_generation_prompt=True) == tokenizer.apply_chat_template(
+            row["prompt"], tokenize=False, add_generation_prompt=True
         )
-        assert render_conversation(
-            row["prompt"], add_generation_prompt=True
-        ) == tokenizer.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
 
 
 def test_tokenizer_loads_with_trl_tool_support(tiny: Path) -> None:
@@ -117,6 +110,4 @@ def test_tokenizer_loads_with_trl_tool_support(tiny: Path) -> None:
     parsed = add_response_schema(tokenizer).parse_response(
         '<tool_call>\n{"name": "add", "arguments": {"a": 3, "b": 4}}\n</tool_call><|im_end|>', prefix=""
     )
-    assert parsed["tool_calls"] == [
-        {"type": "function", "function": {"name": "add", "arguments": {"a": 3, "b": 4}}}
-    ]
+    assert parsed["tool_calls"] == [{"type": "function", "function": {"name": "add", "arguments": {"a": 3, "b": 4}}}]

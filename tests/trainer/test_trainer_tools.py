@@ -48,9 +48,7 @@ def test_schema_round_trips_through_transformers(toolset: str) -> None:
                 assert props[name]["enum"] == spec["enum"]
             if spec.get("type") == "array":
                 assert props[name]["items"]["type"] == spec["items"]["type"]
-        assert sorted(rendered["parameters"].get("required", [])) == sorted(
-            original["parameters"]["required"]
-        )
+        assert sorted(rendered["parameters"].get("required", [])) == sorted(original["parameters"]["required"])
         assert "return" not in rendered
 
 
@@ -83,9 +81,7 @@ def test_local_tools_execute_with_the_toolset(
     ],
     ids=["division-by-zero", "bad-type", "domain-error"],
 )
-def test_tool_errors_reach_the_model_as_error_content(
-    name: str, arguments: dict[str, Any], error_word: str
-) -> None:
+def test_tool_errors_reach_the_model_as_error_content(name: str, arguments: dict[str, Any], error_word: str) -> None:
     tools = {t.__name__: t for t in build_tools(ToolRunner(local=True), "calculator")}
     content = tools[name](**arguments)
     payload = json.loads(content)

@@ -505,9 +505,7 @@ def _row(split: str, index: int, fam: Family, question: str, teacher: Teacher, s
         call_message: dict[str, Any] = {
             "role": "assistant",
             "content": "",
-            "tool_calls": [
-                {"type": "function", "function": {"name": call["name"], "arguments": call["arguments"]}}
-            ],
+            "tool_calls": [{"type": "function", "function": {"name": call["name"], "arguments": call["arguments"]}}],
         }
         messages.append(call_message)
         messages.append({"role": "tool", "name": call["name"], "content": content})
@@ -556,8 +554,7 @@ def generate_split(
     while len(rows) < n:
         if not active:
             raise GenerationError(
-                f"split {split}: its families can write only {len(rows)} distinct problems, not {n}; "
-                "ask for fewer rows"
+                f"split {split}: its families can write only {len(rows)} distinct problems, not {n}; ask for fewer rows"
             )
         index = active[turn % len(active)]
         fam = families[index]
@@ -586,10 +583,7 @@ def generate_benchmark(
     """Every split, in memory. Test questions never repeat a training question."""
     sizes = sizes or BenchmarkSizes()
     groups = split_groups()
-    counts = {
-        name: sizes.train if name == "train" else sizes.test if name == "test" else sizes.ood
-        for name in groups
-    }
+    counts = {name: sizes.train if name == "train" else sizes.test if name == "test" else sizes.ood for name in groups}
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -693,9 +687,7 @@ def load_rows(data_dir: str | Path, split: str, limit: int | None = None) -> lis
     path = Path(data_dir) / f"{split}.jsonl"
     if not path.exists():
         available = sorted(p.stem for p in Path(data_dir).glob("*.jsonl"))
-        raise FileNotFoundError(
-            f"no split {split!r} in {data_dir} (available: {', '.join(available) or 'none'})"
-        )
+        raise FileNotFoundError(f"no split {split!r} in {data_dir} (available: {', '.join(available) or 'none'})")
     rows = []
     with path.open(encoding="utf-8") as fh:
         for line in fh:
@@ -740,9 +732,7 @@ def verify_row(row: dict[str, Any]) -> list[str]:
             problems.append(f"call {i} ({call['name']}) fails: {execution.error_message}")
             continue
         if canonical_number(execution.result) != call["result"]:
-            problems.append(
-                f"call {i} ({call['name']}): recorded {call['result']!r}, tool says {execution.result!r}"
-            )
+            problems.append(f"call {i} ({call['name']}): recorded {call['result']!r}, tool says {execution.result!r}")
         if i < len(tool_messages) and tool_messages[i]["content"] != execution.content:
             problems.append(f"call {i}: the tool message is not the tool's content")
         if i > 0 and not _uses_previous(call["arguments"], calls[i - 1]["result"]):

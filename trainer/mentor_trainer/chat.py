@@ -4,8 +4,9 @@ Training and evaluation must show the model the same text. Prompts are rendered 
 template (the one `tiny-model` installs on the tokenizer), so a dataset's system message carries the
 tool block exactly as `apply_chat_template(..., tools=...)` would write it. `GRPOTrainer(tools=...)`
 writes that block itself, so the GRPO command strips it back off with `split_tool_block`; the test
-suite checks both renderings are byte-identical. Tool calls in generated text are read here with a
-small tolerant parser: malformed output becomes data (`ParsedCall.error`), never an exception.
+suite checks both renderings are byte-identical. Tool calls and `\\boxed{}` answers in generated text
+are read with the scoring engine's own parser (`parse_completion`; answers with its `extract_boxed`), so what
+evaluation executes is what the reward scores; malformed output becomes data (`ToolCall.error`).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from __future__ import annotations
 import functools
 import json
 import math
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from mentor_server.scoring.parsing import parse_completion
+from mentor_server.scoring.types import ToolCall
 
 SYSTEM_INSTRUCTION = (
     "You are a careful assistant that solves problems with tools. Call one tool at a time and wait for "
@@ -24,8 +27,6 @@ SYSTEM_INSTRUCTION = (
 TOOL_BLOCK_MARKER = "\n\n# Tools\n\n"
 _SYSTEM_PREFIX = "<|im_start|>system\n"
 _SYSTEM_SUFFIX = "<|im_end|>\n"
-_TOOL_CALL_RE = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.DOTALL)
-_BOXED_RE = re.compile(r"\\boxed\{")
 
 
 @functools.lru_cache(maxsize=1)
@@ -46,9 +47,7 @@ def render_conversation(
     add_generation_prompt: bool = False,
 ) -> str:
     """Render messages with the Qwen 2.5 template, without needing a tokenizer (used to train one)."""
-    rendered: str = _template().render(
-        messages=messages, tools=tools, add_generation_prompt=add_generation_prompt
-    )
+    rendered: str = _template().render(messages=messages, tools=tools, add_generation_prompt=add_generation_prompt)
     return rendered
 
 
@@ -92,99 +91,51 @@ def canonical_number(value: Any) -> Any:
 def format_answer(value: Any) -> str:
     """The ground-truth text of a result: canonical numbers, strings as they are."""
     value = canonical_number(value)
-    return (
-        value
-        if isinstance(value, str)
-        else json.dumps(value)
-        if isinstance(value, list | dict)
-        else str(value)
-    )
+    return value if isinstance(value, str) else json.dumps(value) if isinstance(value, list | dict) else str(value)
 
 
 def boxed(answer: str) -> str:
     return f"\\boxed{{{answer}}}"
 
 
-def extract_boxed(text: str) -> str | None:
-    """The content of the last `\\boxed{...}` (balanced braces), or None."""
-    starts = [m.end() for m in _BOXED_RE.finditer(text)]
-    if not starts:
-        return None
-    start, depth = starts[-1], 1
-    for i in range(start, len(text)):
-        if text[i] == "{":
-            depth += 1
-        elif text[i] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[start:i].strip()
-    return None
-
-
 # ---------------------------------------------------------------------------- generated text
 @dataclass(frozen=True, slots=True)
-class ParsedCall:
-    """One `<tool_call>` block of generated text; `error` says why it could not be read."""
-
-    name: str | None
-    arguments: dict[str, Any] = field(default_factory=dict)
-    raw: str = ""
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and self.name is not None
-
-
-@dataclass(frozen=True, slots=True)
 class ParsedTurn:
-    """An assistant turn: the text outside tool calls and the calls in order."""
+    """An assistant turn: the text outside tool calls, and the calls in order as the engine reads them
+    (`ToolCall.error` says why a call could not be read; such a call is never executed)."""
 
     content: str
-    calls: tuple[ParsedCall, ...]
+    calls: tuple[ToolCall, ...]
 
 
-def _parse_call(raw: str) -> ParsedCall:
-    body = raw.strip()
-    try:
-        data = json.loads(body)
-    except json.JSONDecodeError as exc:
-        return ParsedCall(None, raw=raw, error=f"invalid JSON: {exc.msg}")
-    if not isinstance(data, dict):
-        return ParsedCall(None, raw=raw, error="the call is not a JSON object")
-    name = data.get("name")
-    if not isinstance(name, str) or not name:
-        return ParsedCall(None, raw=raw, error="missing tool name")
-    arguments = data.get("arguments", {})
-    if isinstance(arguments, str):
-        try:
-            arguments = json.loads(arguments)
-        except json.JSONDecodeError:
-            return ParsedCall(name, raw=raw, error="arguments are not valid JSON")
-    if not isinstance(arguments, dict):
-        return ParsedCall(name, raw=raw, error="arguments are not an object")
-    return ParsedCall(name, arguments, raw=raw)
+def parse_assistant_turn(text: str, parser: str = "hermes") -> ParsedTurn:
+    """Read one generated assistant turn with the scoring engine's parser (`auto`: any format it reads).
 
-
-def parse_assistant_turn(text: str) -> ParsedTurn:
-    """Split generated assistant text into free text and tool calls (an unclosed call counts, malformed)."""
-    calls = tuple(_parse_call(m.group(1)) for m in _TOOL_CALL_RE.finditer(text))
-    content = _TOOL_CALL_RE.sub("", text).strip()
-    return ParsedTurn(content=content, calls=calls)
+    Evaluation executes exactly the calls the reward will score: one reading of the text (an
+    unclosed or malformed call is data, never an exception; `parameters` is read like `arguments`).
+    """
+    rollout = parse_completion(text, parser=parser, eos_token=None, finished=True)
+    if not rollout.calls:
+        return ParsedTurn(content=text.strip(), calls=())
+    if rollout.parser != "hermes":
+        return ParsedTurn(content="", calls=rollout.calls)  # other formats: no prose to tell apart safely
+    # The prose around the calls: the engine's answer text is what follows the last call; what came
+    # before the first one is the turn's preamble ("Let me add.").
+    head = text.split("<tool_call>", 1)[0].strip()
+    content = "\n".join(part for part in (head, rollout.answer_text) if part)
+    return ParsedTurn(content=content, calls=rollout.calls)
 
 
 def assistant_message(turn: ParsedTurn) -> dict[str, Any]:
     """The turn as a chat message in TRL's shape (malformed calls stay as raw text in `content`)."""
-    good = [c for c in turn.calls if c.ok]
-    bad = [c for c in turn.calls if not c.ok]
+    good = [c for c in turn.calls if c.is_valid]
+    bad = [c for c in turn.calls if not c.is_valid]
     content = turn.content
     if bad:
-        content = (content + "\n" if content else "") + "\n".join(
-            f"<tool_call>{c.raw}</tool_call>" for c in bad
-        )
+        content = (content + "\n" if content else "") + "\n".join(f"<tool_call>{c.raw}</tool_call>" for c in bad)
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if good:
         message["tool_calls"] = [
-            {"type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in good
+            {"type": "function", "function": {"name": c.name, "arguments": dict(c.arguments)}} for c in good
         ]
     return message

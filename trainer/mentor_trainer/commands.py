@@ -67,19 +67,13 @@ def _backend_flags(p: argparse.ArgumentParser, what: str) -> None:
         default=None,
         help=f"the reward service ({what} go through it); default $MENTOR_REWARD_URL, else http://127.0.0.1:8000",
     )
-    where.add_argument(
-        "--local", action="store_true", help=f"{what} in this process (engine + toolsets installed)"
-    )
-    p.add_argument(
-        "--api-key", default=None, help="Bearer token for the service; default $MENTOR_REWARD_API_KEY"
-    )
+    where.add_argument("--local", action="store_true", help=f"{what} in this process (engine + toolsets installed)")
+    p.add_argument("--api-key", default=None, help="Bearer token for the service; default $MENTOR_REWARD_API_KEY")
 
 
 # ---------------------------------------------------------------------------- tiny-model
 def _configure_tiny(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--out", required=True, help="folder to write (OUT/model, OUT/tokenizer, OUT/tiny-model.json)"
-    )
+    p.add_argument("--out", required=True, help="folder to write (OUT/model, OUT/tokenizer, OUT/tiny-model.json)")
     p.add_argument("--hidden-size", type=int, default=64)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--heads", type=int, default=4)
@@ -113,12 +107,8 @@ def _run_tiny(args: argparse.Namespace) -> int:
 
         files = sorted(Path(args.data).glob("*.jsonl"))
         if not files:
-            raise FileNotFoundError(
-                f"no <split>.jsonl files in {args.data} (run `mentor-train make-data` first)"
-            )
-        corpus = [
-            render_conversation(row["messages"]) for path in files for row in load_rows(args.data, path.stem)
-        ]
+            raise FileNotFoundError(f"no <split>.jsonl files in {args.data} (run `mentor-train make-data` first)")
+        corpus = [render_conversation(row["messages"]) for path in files for row in load_rows(args.data, path.stem)]
     config = TinyModelConfig(
         hidden_size=args.hidden_size,
         num_layers=args.layers,
@@ -179,9 +169,7 @@ def _configure_sft(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=None, help="use the first N rows")
     p.add_argument("--max-steps", type=int, default=50)
     p.add_argument("--epochs", type=float, default=1.0, help="used when --max-steps is -1")
-    p.add_argument(
-        "--learning-rate", type=float, default=None, help="default 2e-3 (1e-2 with --plain-torch-overfit)"
-    )
+    p.add_argument("--learning-rate", type=float, default=None, help="default 2e-3 (1e-2 with --plain-torch-overfit)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--grad-accum", type=int, default=1)
     p.add_argument("--max-length", type=int, default=2048)
@@ -194,9 +182,7 @@ def _configure_sft(p: argparse.ArgumentParser) -> None:
     )
     fast.add_argument("--seconds", type=float, default=None, help="wall-time budget of the plain-torch loop")
     fast.add_argument("--steps", type=int, default=None, help="step budget of the plain-torch loop")
-    fast.add_argument(
-        "--family", action="append", default=None, help="only rows of this task family (repeatable)"
-    )
+    fast.add_argument("--family", action="append", default=None, help="only rows of this task family (repeatable)")
     _json_flag(p)
 
 
@@ -250,9 +236,7 @@ def _run_sft(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
         summary = run_sft(args.data, args.model, args.out, options)
-    _print(
-        summary, args.json, ("command", "rows", "steps", "train_loss", "first_loss", "last_loss", "seconds")
-    )
+    _print(summary, args.json, ("command", "rows", "steps", "train_loss", "first_loss", "last_loss", "seconds"))
     print(f"saved {args.out}/model and {args.out}/tokenizer") if not args.json else None
     return 0
 
@@ -260,33 +244,23 @@ def _run_sft(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- grpo
 def _configure_grpo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="benchmark folder (from make-data)")
-    p.add_argument(
-        "--model", required=True, help="model folder (sft/tiny-model output or a local checkpoint)"
-    )
-    p.add_argument(
-        "--out", required=True, help="where to save OUT/model, OUT/tokenizer, OUT/log_history.jsonl"
-    )
+    p.add_argument("--model", required=True, help="model folder (sft/tiny-model output or a local checkpoint)")
+    p.add_argument("--out", required=True, help="where to save OUT/model, OUT/tokenizer, OUT/log_history.jsonl")
     _backend_flags(p, "rewards and rollout tool calls")
     reward = p.add_argument_group("reward")
     reward.add_argument("--preset", default="mentor", help="reward preset (mentor, flexible, sparse, ...)")
     reward.add_argument("--spec", default=None, help="reward spec file (JSON, or YAML) replacing the preset")
-    reward.add_argument(
-        "--overrides", default=None, help="JSON merged into the spec, e.g. '{\"components\": ...}'"
-    )
+    reward.add_argument("--overrides", default=None, help="JSON merged into the spec, e.g. '{\"components\": ...}'")
     reward.add_argument("--toolset", default="calculator", help="the toolset rollouts may call")
     reward.add_argument("--run-id", default=None, help="labels the service's score records")
     size = p.add_argument_group("training")
     size.add_argument("--split", default="train")
     size.add_argument("--limit", type=int, default=None)
-    size.add_argument(
-        "--family", action="append", default=None, help="only prompts of this task family (repeatable)"
-    )
+    size.add_argument("--family", action="append", default=None, help="only prompts of this task family (repeatable)")
     size.add_argument("--max-steps", type=int, default=20)
     size.add_argument("--learning-rate", type=float, default=1e-4)
     size.add_argument("--num-generations", type=int, default=4)
-    size.add_argument(
-        "--batch-size", type=int, default=4, help="per device (× grad accumulation ÷ generations)"
-    )
+    size.add_argument("--batch-size", type=int, default=4, help="per device (× grad accumulation ÷ generations)")
     size.add_argument("--grad-accum", type=int, default=1)
     size.add_argument("--max-completion-length", type=int, default=64, help="tokens, tool results included")
     size.add_argument("--max-tool-calls", type=int, default=4, help="tool-calling iterations per rollout")
@@ -383,7 +357,12 @@ def _configure_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--temperature", type=float, default=0.0, help="0 is greedy")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="write OUT/eval.json and OUT/rollouts.jsonl")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="write OUT/eval.json and OUT/rollouts.jsonl (default MODEL/eval: read the rollouts when a number "
+        "looks wrong)",
+    )
     _json_flag(p)
 
 
@@ -427,16 +406,16 @@ def _run_eval(args: argparse.Namespace) -> int:
         preset=args.preset,
         seed=args.seed,
     )
+    out = args.out or str(Path(args.model) / "eval")
     try:
-        result = run_eval(args.data, args.model, runner, options, out=args.out, progress=not args.json)
+        result = run_eval(args.data, args.model, runner, options, out=out, progress=not args.json)
     finally:
         runner.close()
     if args.json:
         _print(result, True)
     else:
         print(result["table"])
-        if args.out:
-            print(f"wrote {args.out}/eval.json and {args.out}/rollouts.jsonl")
+        print(f"wrote {out}/eval.json and {out}/rollouts.jsonl")
     return 0
 
 
@@ -497,7 +476,12 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- experiment
 def _configure_experiment(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--size", default="toy", choices=("toy", "gpu"), help="toy: CPU test size; gpu: one H100")
+    p.add_argument(
+        "--size",
+        default="toy",
+        choices=("toy", "cpu", "gpu"),
+        help="toy: CPU test size; cpu: the hour-long 2-core comparison; gpu: one H100",
+    )
     p.add_argument("--out", default=None, help="experiment.json and experiment.txt (default runs/experiment-SIZE)")
     p.add_argument("--workdir", default=None, help="data and checkpoints (default OUT/work; removed unless --keep)")
     p.add_argument(
@@ -517,6 +501,12 @@ def _configure_experiment(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sft-seconds", type=float, default=None, help="SFT wall time instead of the size's default")
     p.add_argument("--eval-rows", type=int, default=None, help="rows per evaluated split (default: all)")
     p.add_argument("--service-workers", type=int, default=None, help="scoring processes (default: one per core)")
+    p.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: one per core; 1 is much faster on a CPU other jobs share)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the data and checkpoints")
     p.add_argument("--command-label", default="", help="the command to record in the JSON (default: this one)")
     _json_flag(p)
@@ -556,6 +546,7 @@ def _run_experiment(args: argparse.Namespace) -> int:
         data_seed=args.data_seed,
         keep=args.keep,
         command=args.command_label,
+        torch_threads=args.torch_threads,
     )
     report = run_experiment(options)
     if args.json:

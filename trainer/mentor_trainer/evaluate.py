@@ -15,6 +15,7 @@ paper reports: `outcome` (answer accuracy), `tool_names` (tool-name F1 against t
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -140,10 +141,10 @@ def rollout(
                 turn = parse_assistant_turn(text)
                 r.turns += 1
                 r.calls += len(turn.calls)
-                r.malformed_calls += sum(1 for c in turn.calls if not c.ok)
+                r.malformed_calls += sum(1 for c in turn.calls if not c.is_valid)
                 message = assistant_message(turn)
                 r.completion.append(message)
-                good = [c for c in turn.calls if c.ok]
+                good = [c for c in turn.calls if c.is_valid]
                 if good:
                     for call in good:
                         assert call.name is not None
@@ -190,9 +191,7 @@ def score_rollouts(
     return results
 
 
-def summarise(
-    rows: list[dict[str, Any]], rollouts: list[Rollout], scores: list[dict[str, Any]]
-) -> dict[str, Any]:
+def summarise(rows: list[dict[str, Any]], rollouts: list[Rollout], scores: list[dict[str, Any]]) -> dict[str, Any]:
     """The split's metrics (see METRICS); None where nothing applies (e.g. no calls at all)."""
     comp: dict[str, list[float]] = defaultdict(list)
     for s in scores:
@@ -208,9 +207,7 @@ def summarise(
         "reward": _mean([float(s["reward"]) for s in scores if s.get("reward") is not None]),
         "call_rate": _mean([1.0 if r.calls else 0.0 for r in rollouts]),
         "invalid_tool_rate": invalid / engine_calls if engine_calls else None,
-        "malformed_call_rate": sum(r.malformed_calls for r in rollouts) / total_calls
-        if total_calls
-        else None,
+        "malformed_call_rate": sum(r.malformed_calls for r in rollouts) / total_calls if total_calls else None,
         "tool_name_f1": _mean(comp["tool_names"]),
         "argument_score": _mean(comp["arguments"]),
         "avg_calls": _mean([float(r.calls) for r in rollouts]),
@@ -218,6 +215,18 @@ def summarise(
         "finished_rate": _mean([1.0 if r.finished else 0.0 for r in rollouts]),
         "scoring_errors": sum(1 for s in scores if s.get("error")),
     }
+
+
+def finish_warnings(report: dict[str, dict[str, Any]]) -> list[str]:
+    """Warnings for splits where no rollout finished (every answer was cut off or never came): the
+    accuracy is then 0 whatever the model knows, and the rollouts show why."""
+    return [
+        f"no rollout of split {split!r} finished (finished_rate 0 over {m['n']} rows): every rollout hit the "
+        "token or turn limit before its end-of-turn token; raise --max-new-tokens / --max-turns, or read the "
+        "saved rollouts"
+        for split, m in report.items()
+        if m.get("n") and not m.get("finished_rate")
+    ]
 
 
 def format_table(report: dict[str, dict[str, Any]]) -> str:
@@ -233,9 +242,7 @@ def format_table(report: dict[str, dict[str, Any]]) -> str:
         for split in splits:
             value = report[split].get(name)
             cells.append(
-                ("-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)).rjust(
-                    col
-                )
+                ("-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)).rjust(col)
             )
         lines.append(name.ljust(width) + "".join(cells))
     return "\n".join(lines)
@@ -281,6 +288,9 @@ def run_eval(
         report[split]["seconds"] = round(time.perf_counter() - split_started, 2)
         for row, r, s in zip(rows, rollouts, scores, strict=True):
             details.append({"id": row["id"], "split": split, **asdict(r), "score": s})
+    warnings = finish_warnings(report)
+    for text in warnings:
+        print(f"warning: {text}", file=sys.stderr, flush=True)
     result = {
         "model": str(model_path),
         "data": str(data_dir),
@@ -289,6 +299,7 @@ def run_eval(
         "splits": report,
         "table": format_table(report),
         "seconds": round(time.perf_counter() - started, 2),
+        "warnings": warnings,
     }
     if out is not None:
         out = Path(out)

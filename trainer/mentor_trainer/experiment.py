@@ -89,6 +89,8 @@ class ExperimentSize:
     # With several seeds, the later seeds are dropped when the budget leaves fewer GRPO steps per run:
     # one seed with enough steps to move says more than two that barely start.
     min_steps_per_seed: int
+    intermediate_size: int | None = None  # None: 4 × hidden
+    phrases: bool = False  # the tokenizer's phrase merges and one token per digit (see tiny.TinyModelConfig)
 
     @property
     def completions_per_step(self) -> int:
@@ -126,6 +128,42 @@ SIZES: dict[str, ExperimentSize] = {
         eval_batch=64,
         budget_s=None,
         min_steps_per_seed=2,
+    ),
+    # ~0.8M parameters, sized from measurements on a 2-core CPU (docs: cpu-training-notes): 20,000 teacher
+    # traces, a tokenizer whose phrase merges turn the calculator's tool block into ~90 tokens and whose
+    # digits are single tokens, ~15 minutes of plain-torch SFT, then GRPO steps fixed by the budget so
+    # all runs (2 seeds x 4 rewards by default on the command line) and their evaluations fit in an hour.
+    "cpu": ExperimentSize(
+        name="cpu",
+        train_rows=20000,
+        test_rows=200,
+        ood_rows=100,
+        hidden_size=128,
+        layers=4,
+        heads=4,
+        kv_heads=2,
+        vocab_size=1000,
+        intermediate_size=256,
+        phrases=True,
+        sft_rows=20000,
+        sft_steps=None,
+        sft_seconds=900.0,
+        sft_batch=32,
+        sft_lr=1e-3,
+        grpo_steps=60,
+        num_generations=8,
+        grpo_batch=8,
+        grpo_grad_accum=2,
+        max_completion_length=96,
+        max_tool_calls=3,
+        grpo_lr=2e-4,
+        temperature=1.0,
+        eval_rows=None,
+        eval_max_turns=4,
+        eval_max_new_tokens=64,
+        eval_batch=128,
+        budget_s=3300.0,
+        min_steps_per_seed=5,
     ),
     # ~13M parameters (hidden 384, 6 layers), the size the GPU notes measured learning the call format
     # in ~90 s; 256 completions per GRPO step (32 prompts × 8), evaluation on 200 rows per split.
@@ -172,6 +210,7 @@ class ExperimentOptions:
     data_seed: int = 0
     budget_s: float | None = None
     service_workers: int | None = None  # default: one per core
+    torch_threads: int | None = None  # None: torch's default (one per core)
     keep: bool = False
     command: str = ""
 
@@ -364,6 +403,8 @@ def build_base_model(options: ExperimentOptions, data: Path) -> dict[str, Any]:
         num_heads=size.heads,
         num_kv_heads=size.kv_heads,
         vocab_size=size.vocab_size,
+        intermediate_size=size.intermediate_size,
+        phrases=size.phrases,
         seed=options.data_seed,
     )
     return build_tiny(options.workdir / "base", config, corpus)
@@ -391,6 +432,7 @@ def run_sft_stage(options: ExperimentOptions, data: Path, device: str) -> dict[s
             learning_rate=size.sft_lr,
             batch_size=size.sft_batch,
             seed=options.seeds[0],
+            log_every=50 if size.name != "toy" else None,
         )
     summary = {
         "rows": len(rows),
@@ -407,11 +449,18 @@ def run_sft_stage(options: ExperimentOptions, data: Path, device: str) -> dict[s
 
 
 def evaluate_checkpoint(
-    model_dir: Path, data: Path, splits: Sequence[str], runner: ToolRunner, size: ExperimentSize, device: str
+    model_dir: Path,
+    data: Path,
+    splits: Sequence[str],
+    runner: ToolRunner,
+    size: ExperimentSize,
+    device: str,
+    rollouts_path: Path | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Greedy tool-executing rollouts on every split at once (one batch stream), scored by the service."""
+    """Greedy tool-executing rollouts on every split at once (one batch stream), scored by the service;
+    the rollouts go to `rollouts_path` (JSONL) so a surprising number can be read back."""
     from .benchmark import load_rows
-    from .evaluate import rollout, score_rollouts, summarise
+    from .evaluate import finish_warnings, rollout, score_rollouts, summarise
     from .runtime import load_model, load_tokenizer
 
     tokenizer = load_tokenizer(model_dir)
@@ -437,6 +486,13 @@ def evaluate_checkpoint(
         n = len(per_split[split])
         report[split] = summarise(rows[start : start + n], rollouts[start : start + n], scores[start : start + n])
         start += n
+    for text in finish_warnings(report):
+        _say(f"      warning ({model_dir.name}): {text}")
+    if rollouts_path is not None:
+        rollouts_path.parent.mkdir(parents=True, exist_ok=True)
+        with rollouts_path.open("w", encoding="utf-8") as fh:
+            for row, r, score in zip(rows, rollouts, scores, strict=True):
+                fh.write(json.dumps({"id": row["id"], **asdict(r), "score": score}, ensure_ascii=False) + "\n")
     del model
     return report
 
@@ -456,6 +512,7 @@ class GRPOResult:
     completions_per_step: int
     reward_series: dict[str, list[Any]]
     service_requests: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def stats(self) -> dict[str, Any]:
         """Per-step means over the steps after the first (the first pays compilation and warm-up)."""
@@ -492,7 +549,7 @@ def run_grpo_stage(
 
     from mentor_client.adapters.trl import trl_reward_func
 
-    from .grpo import GRPOOptions, grpo_config, grpo_dataset, reward_metrics
+    from .grpo import GRPOOptions, SignalMonitor, grpo_config, grpo_dataset, reward_metrics, signal_callback
     from .runtime import load_model, load_tokenizer, seed_everything
     from .tools import build_tools
 
@@ -536,6 +593,7 @@ def run_grpo_stage(
     )
     reward_funcs: list[Any] = [reward]
     clock = _step_clock()(stop_at, plan, f"{method} s{seed}")
+    monitor = SignalMonitor()
     trainer = GRPOTrainer(
         model=load_model(sft),
         reward_funcs=reward_funcs,
@@ -543,7 +601,7 @@ def run_grpo_stage(
         train_dataset=grpo_dataset(data, "train"),
         processing_class=tokenizer,
         tools=build_tools(runner, "calculator"),
-        callbacks=[clock],
+        callbacks=[clock, signal_callback(monitor, lambda text: _say(f"      warning ({method} seed {seed}): {text}"))],
     )
     for callback in (PrinterCallback, ProgressCallback):  # one line per step below instead of log dicts
         trainer.remove_callback(callback)
@@ -587,6 +645,7 @@ def run_grpo_stage(
         reward_batches=list(reward.sizes),
         completions_per_step=size.completions_per_step,
         reward_series=reward_metrics(history, components),
+        warnings=list(monitor.warnings),
     )
 
 
@@ -787,6 +846,12 @@ def run_experiment(options: ExperimentOptions) -> dict[str, Any]:
         _say(f"[{time.perf_counter() - t0:6.1f} s] {name} done in {timings[name]:.1f} s")
 
     device = _device()
+    if options.torch_threads:
+        import torch
+
+        # On a CPU shared with other jobs, one thread per core makes every small op wait at a barrier
+        # for a descheduled thread: measured here, greedy decoding ran 13x faster on one thread.
+        torch.set_num_threads(options.torch_threads)
     workers = options.service_workers or (os.cpu_count() or 1)
     service = RewardServiceProcess(workers=workers, log_path=options.workdir / "service.log").start()
     report: dict[str, Any] = {
@@ -799,6 +864,7 @@ def run_experiment(options: ExperimentOptions) -> dict[str, Any]:
         "eval_preset": EVAL_PRESET,
         "environment": _environment(device),
         "service": {"base_url": service.base_url, "workers": workers},
+        "torch_threads": options.torch_threads,
         "timings": timings,
         "evaluations": [],
         "grpo_runs": [],
@@ -844,7 +910,15 @@ def run_experiment(options: ExperimentOptions) -> dict[str, Any]:
         report["service"]["ready_after_s"] = service.wait_ready()
         runner = ToolRunner(service.base_url, timeout_s=120.0)
         with phase("eval_sft", "evaluating checkpoint A on every split"):
-            evaluation = evaluate_checkpoint(options.workdir / "sft", data, splits, runner, options.size, device)
+            evaluation = evaluate_checkpoint(
+                options.workdir / "sft",
+                data,
+                splits,
+                runner,
+                options.size,
+                device,
+                options.out / "rollouts" / "sft.jsonl",
+            )
         report["evaluations"].append({"method": "sft", "seed": None, "splits": evaluation})
         budget.eval_seconds = timings["eval_sft"]
         save()
@@ -922,7 +996,13 @@ def run_experiment(options: ExperimentOptions) -> dict[str, Any]:
             report["grpo_runs"].append(run_entry)
             with phase(f"eval_{method}_s{seed}", f"evaluating GRPO '{method}' seed {seed}"):
                 evaluation = evaluate_checkpoint(
-                    options.workdir / f"grpo-{method}-s{seed}", data, splits, runner, options.size, device
+                    options.workdir / f"grpo-{method}-s{seed}",
+                    data,
+                    splits,
+                    runner,
+                    options.size,
+                    device,
+                    options.out / "rollouts" / f"grpo-{method}-s{seed}.jsonl",
                 )
             report["evaluations"].append({"method": method, "seed": seed, "splits": evaluation})
             save()
@@ -961,6 +1041,7 @@ def options_from_args(
     data_seed: int,
     keep: bool,
     command: str,
+    torch_threads: int | None = None,
 ) -> ExperimentOptions:
     """Validate the command line into `ExperimentOptions` (a bad value raises ValueError naming the flag)."""
     if size not in SIZES:
@@ -1002,6 +1083,7 @@ def options_from_args(
         data_seed=data_seed,
         budget_s=budget_s,
         service_workers=service_workers,
+        torch_threads=torch_threads,
         keep=keep,
         command=command or "mentor-train " + shlex.join(sys.argv[1:]),
     )

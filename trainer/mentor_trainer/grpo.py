@@ -164,6 +164,7 @@ class GRPORun:
     trainer: Any
     spec_hash: str
     components: list[str]
+    monitor: SignalMonitor = field(default_factory=lambda: SignalMonitor())
 
 
 def build_trainer(
@@ -208,6 +209,7 @@ def build_trainer(
         run_id=source.run_id,
     )
     reward_funcs: list[Any] = [reward]
+    monitor = SignalMonitor()
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=reward_funcs,
@@ -215,22 +217,88 @@ def build_trainer(
         train_dataset=grpo_dataset(data_dir, options.split, options.limit, options.families),
         processing_class=tokenizer,
         tools=build_tools(runner, source.toolset),
+        callbacks=[signal_callback(monitor)],
     )
-    return GRPORun(trainer, resolved.spec_hash, [str(c) for c in resolved.spec.get("components", {})])
+    return GRPORun(trainer, resolved.spec_hash, [str(c) for c in resolved.spec.get("components", {})], monitor)
 
 
-def reward_metrics(
-    log_history: list[dict[str, Any]], component_names: list[str] | None = None
-) -> dict[str, list[Any]]:
+# ---------------------------------------------------------------------------- learning signal
+ZERO_STD_KEY = "frac_reward_zero_std"  # TRL: share of groups whose rewards are all equal
+CALL_RATE_KEY = "tools/call_frequency"  # TRL: tool calls per completion in the step
+
+
+@dataclass
+class SignalMonitor:
+    """Watches GRPO's per-step logs and says when training cannot learn, in words a user can act on.
+
+    GRPO's advantage is a reward minus its group mean: when (almost) every group's rewards are equal
+    the loss and the gradient are zero, and a run that never calls a tool cannot learn tool use from
+    rewards that pay for it. Each warning is given once per run, after `patience` steps in a row.
+    """
+
+    patience: int = 3
+    zero_std_threshold: float = 0.95
+    warnings: list[str] = field(default_factory=list)
+    _flat: int = 0
+    _silent: int = 0
+    _said: set[str] = field(default_factory=set)
+
+    def observe(self, step: int, logs: dict[str, Any]) -> list[str]:
+        """Feed one step's log entry; returns the warnings raised by it (also kept in `warnings`)."""
+        new: list[str] = []
+        if ZERO_STD_KEY in logs:
+            flat = float(logs[ZERO_STD_KEY]) >= self.zero_std_threshold
+            self._flat = self._flat + 1 if flat else 0
+            if self._flat >= self.patience and "flat" not in self._said:
+                self._said.add("flat")
+                new.append(
+                    f"step {step}: the reward has had (almost) no variance within groups for {self._flat} steps "
+                    f"({ZERO_STD_KEY} >= {self.zero_std_threshold}): advantages and gradients are zero, nothing "
+                    "is learned. Raise num_generations or temperature, start from a better SFT checkpoint, or "
+                    "use a reward with partial credit (e.g. the flexible preset)."
+                )
+        if CALL_RATE_KEY in logs:
+            silent = float(logs[CALL_RATE_KEY]) == 0.0
+            self._silent = self._silent + 1 if silent else 0
+            if self._silent >= self.patience and "silent" not in self._said:
+                self._said.add("silent")
+                new.append(
+                    f"step {step}: no rollout has called a tool for {self._silent} steps ({CALL_RATE_KEY} = 0): "
+                    "the model does not write tool calls, so tool-use rewards cannot teach it. SFT it on teacher "
+                    "traces first (mentor-train sft) until `mentor-train eval` shows a call rate above 0."
+                )
+        self.warnings.extend(new)
+        return new
+
+
+def signal_callback(monitor: SignalMonitor | None = None, say: Any = None) -> Any:
+    """A TrainerCallback that feeds `monitor` every log entry and prints its warnings (built lazily:
+    transformers is imported only when training starts)."""
+    import sys
+
+    from transformers import TrainerCallback
+
+    watched = monitor or SignalMonitor()
+    emit = say or (lambda text: print(f"warning: {text}", file=sys.stderr, flush=True))
+
+    class LearningSignal(TrainerCallback):
+        monitor = watched
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
+            for text in watched.observe(int(state.global_step), logs or {}):
+                emit(text)
+
+    return LearningSignal()
+
+
+def reward_metrics(log_history: list[dict[str, Any]], component_names: list[str] | None = None) -> dict[str, list[Any]]:
     """Per-step series of the reward, its spread and each logged component, from TRL's log history."""
     series: dict[str, list[Any]] = {}
     for entry in log_history:
         if "step" not in entry or "loss" not in entry:  # the final summary entry has no per-step metrics
             continue
         for key, value in entry.items():
-            if key.startswith(("reward", "rewards/", "frac_reward", "tools/")) or key in (
-                component_names or ()
-            ):
+            if key.startswith(("reward", "rewards/", "frac_reward", "tools/")) or key in (component_names or ()):
                 series.setdefault(key, []).append(value)
     return series
 
@@ -264,6 +332,7 @@ def run_grpo(
         "seconds": round(elapsed, 2),
         "device": str(trainer.accelerator.device),
         "processes": trainer.accelerator.num_processes,
+        "warnings": list(run.monitor.warnings),
     }
     if trainer.accelerator.is_main_process:
         out = Path(out)

@@ -55,9 +55,7 @@ def sft_dataset(tokenizer: Any, data_dir: str | Path, split: str = "train", limi
         assistant_mask(tokenizer, tokenizer.apply_chat_template(r["messages"], tokenize=False))
         for r in load_rows(data_dir, split, limit)
     ]
-    return Dataset.from_dict(
-        {"input_ids": [ids for ids, _ in encoded], "assistant_masks": [m for _, m in encoded]}
-    )
+    return Dataset.from_dict({"input_ids": [ids for ids, _ in encoded], "assistant_masks": [m for _, m in encoded]})
 
 
 def run_sft(
@@ -119,9 +117,7 @@ def run_sft(
 
 
 # ---------------------------------------------------------------------------- plain torch
-def assistant_mask(tokenizer: Any, text: str) -> tuple[list[int], list[int]]:
-    """Token ids of `text` and a 0/1 mask that is 1 on assistant text and its end-of-turn token."""
-    encoded = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
+def _assistant_spans(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     start = text.find(_ASSISTANT_OPEN)
     while start != -1:
@@ -130,10 +126,49 @@ def assistant_mask(tokenizer: Any, text: str) -> tuple[list[int], list[int]]:
         end = len(text) if end == -1 else end + len(_TURN_CLOSE)
         spans.append((body, end))
         start = text.find(_ASSISTANT_OPEN, end)
-    mask = []
-    for tok_start, tok_end in encoded["offset_mapping"]:
-        mask.append(int(any(s <= tok_start and tok_end <= e and tok_end > tok_start for s, e in spans)))
-    return list(encoded["input_ids"]), mask
+    return spans
+
+
+def _mask(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[int]:
+    return [int(any(s <= a and b <= e and b > a for s, e in spans)) for a, b in offsets]
+
+
+def assistant_mask(tokenizer: Any, text: str) -> tuple[list[int], list[int]]:
+    """Token ids of `text` and a 0/1 mask that is 1 on assistant text and its end-of-turn token."""
+    encoded = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
+    return list(encoded["input_ids"]), _mask(encoded["offset_mapping"], _assistant_spans(text))
+
+
+def assistant_masks(tokenizer: Any, texts: list[str]) -> list[tuple[list[int], list[int]]]:
+    """`assistant_mask` of many texts, each distinct system block tokenized once.
+
+    The end-of-turn token is a special token, so tokenization never merges across it: the text up to
+    the first one (the system prompt, shared by every row of a toolset) and the rest tokenize
+    independently. A phrase-merging BPE is slow on the long tool block, hence the cache.
+    """
+    if not texts:
+        return []
+    cuts = []
+    for text in texts:
+        cut = text.find(_TURN_CLOSE)
+        cuts.append(len(text) if cut == -1 else cut + len(_TURN_CLOSE))
+    unique = list(dict.fromkeys(text[:cut] for text, cut in zip(texts, cuts, strict=True)))
+    encoded_heads = tokenizer(unique, return_offsets_mapping=True, add_special_tokens=False)
+    heads = {
+        head: (list(ids), [tuple(o) for o in offsets])
+        for head, ids, offsets in zip(unique, encoded_heads["input_ids"], encoded_heads["offset_mapping"], strict=True)
+    }
+    tails = tokenizer(
+        [text[cut:] for text, cut in zip(texts, cuts, strict=True)],
+        return_offsets_mapping=True,
+        add_special_tokens=False,
+    )
+    result = []
+    for text, cut, ids, offsets in zip(texts, cuts, tails["input_ids"], tails["offset_mapping"], strict=True):
+        head_ids, head_offsets = heads[text[:cut]]
+        all_offsets = [*head_offsets, *((a + cut, b + cut) for a, b in offsets)]
+        result.append(([*head_ids, *ids], _mask(all_offsets, _assistant_spans(text))))
+    return result
 
 
 def cache_argument(model: Any) -> str:
@@ -165,6 +200,7 @@ def overfit(
     batch_size: int = 8,
     seed: int = 0,
     progress: bool = False,
+    log_every: int | None = None,
 ) -> list[float]:
     """Plain-torch teacher forcing on `conversations` (assistant tokens only); returns the losses.
 
@@ -184,22 +220,24 @@ def overfit(
         raise ValueError("give steps or seconds")
     torch.manual_seed(seed)
     device = next(model.parameters()).device
-    encoded = [
-        assistant_mask(tokenizer, tokenizer.apply_chat_template(c, tokenize=False)) for c in conversations
-    ]
+    encoded = assistant_masks(tokenizer, [tokenizer.apply_chat_template(c, tokenize=False) for c in conversations])
     pad = int(tokenizer.pad_token_id)
     cache_kwarg = cache_argument(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
-    # A short warm-up, then (with a step budget) cosine decay to a tenth: a tiny model at a high
-    # rate otherwise ends wherever its last oscillation left it.
+    # A short warm-up, then cosine decay to a tenth over the step budget, or over the time budget when
+    # only that is given: a tiny model at a high rate otherwise ends wherever its last oscillation left it.
     warmup = max(1, min(10, (steps or 100) // 10))
+    clock_start = time.perf_counter()
 
     def rate(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
-        if steps is None:
+        if steps is not None:
+            progress = min(1.0, (step - warmup) / max(1, steps - warmup))
+        elif seconds:
+            progress = min(1.0, (time.perf_counter() - clock_start) / seconds)
+        else:
             return 1.0
-        progress = min(1.0, (step - warmup) / max(1, steps - warmup))
         return 0.1 + 0.45 * (1 + math.cos(math.pi * progress))
 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
@@ -241,9 +279,7 @@ def overfit(
             tail, tail_mask = ids[prefix:], mask[prefix:]
             input_ids[row, : len(tail)] = torch.tensor(tail)
             attention[row, prefix : prefix + len(tail)] = 1
-            labels[row, : len(tail)] = torch.tensor(
-                [t if m else -100 for t, m in zip(tail, tail_mask, strict=True)]
-            )
+            labels[row, : len(tail)] = torch.tensor([t if m else -100 for t, m in zip(tail, tail_mask, strict=True)])
         out = model(
             input_ids=input_ids.to(device),
             attention_mask=attention.to(device),
@@ -261,6 +297,13 @@ def overfit(
         optimizer.step()
         schedule.step()
         losses.append(float(loss.detach()))
+        if log_every and len(losses) % log_every == 0:
+            recent = losses[-log_every:]
+            print(
+                f"      sft step {len(losses)}: loss {sum(recent) / len(recent):.3f} "
+                f"({time.perf_counter() - started:.0f} s)",
+                flush=True,
+            )
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}")

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .chat import canonical_number, prompt_without_tool_block
+from .chat import canonical_number, parse_assistant_turn, prompt_without_tool_block
 
 if TYPE_CHECKING:  # httpx loads when a run starts, so registering the command costs nothing
     import httpx
@@ -51,7 +51,6 @@ FAILURE_REASONS = (
 _TRANSIENT = frozenset({"request_failed"})
 _RETRY_STATUS = frozenset({408, 409, 425, 429})
 _FATAL_STATUS = frozenset({401, 403, 404})
-_HERMES_CALL = re.compile(r"<tool_call>.*?(?:</tool_call>|$)", re.DOTALL)
 _MAX_BACKOFF_S = 30.0
 
 TEACH_HELP = "collect verified teacher traces from an OpenAI-compatible endpoint (rejection sampling)"
@@ -159,8 +158,7 @@ class TeachReport:
             f"attempts: {self.attempts}, kept: {self.kept} (keep rate {self.keep_rate:.1%}; "
             f"tasks with a kept trace {self.kept_tasks}/{self.attempted_tasks})",
             f"failures: {failures or 'none'}",
-            f"requests: {self.requests} ({self.retries} retries), tool calls: {self.tool_calls}, "
-            f"{self.seconds:.1f} s",
+            f"requests: {self.requests} ({self.retries} retries), tool calls: {self.tool_calls}, {self.seconds:.1f} s",
         ]
 
 
@@ -201,9 +199,7 @@ class ChatEndpoint:
         self._client = httpx.AsyncClient(
             headers=headers,
             timeout=httpx.Timeout(options.timeout_s, connect=min(options.timeout_s, 10.0)),
-            limits=httpx.Limits(
-                max_connections=options.concurrency, max_keepalive_connections=options.concurrency
-            ),
+            limits=httpx.Limits(max_connections=options.concurrency, max_keepalive_connections=options.concurrency),
             transport=transport,
         )
         self._semaphore = asyncio.Semaphore(options.concurrency)
@@ -213,9 +209,7 @@ class ChatEndpoint:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    def body(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], sample: int
-    ) -> dict[str, Any]:
+    def body(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], sample: int) -> dict[str, Any]:
         o = self.options
         body: dict[str, Any] = {"model": o.model, "messages": messages}
         if tools:
@@ -262,9 +256,7 @@ class ChatEndpoint:
                     return _read_reply(response)
                 last = f"HTTP {status}: {response.text[:300]}"
                 if status in _FATAL_STATUS:
-                    raise EndpointError(
-                        f"{self.url} answered {last} (check --endpoint, --model and --api-key)"
-                    )
+                    raise EndpointError(f"{self.url} answered {last} (check --endpoint, --model and --api-key)")
                 if status not in _RETRY_STATUS and status < 500:
                     return Reply(None, failure="request_rejected", detail=last)
             if attempt < self.options.max_retries:
@@ -284,9 +276,7 @@ def _read_reply(response: httpx.Response) -> Reply:
         if not isinstance(message, dict):
             raise TypeError("message is not an object")
     except (ValueError, KeyError, IndexError, TypeError) as exc:
-        return Reply(
-            None, failure="bad_response", detail=f"not a chat completion ({exc}): {response.text[:300]}"
-        )
+        return Reply(None, failure="bad_response", detail=f"not a chat completion ({exc}): {response.text[:300]}")
     return Reply(message, finish_reason=choice.get("finish_reason"))
 
 
@@ -318,44 +308,29 @@ def _text(content: Any) -> str:
     return str(content)
 
 
-def _structured_call(entry: Any) -> RequestedCall:
-    function = entry.get("function") if isinstance(entry, dict) else None
-    if not isinstance(function, dict):
-        return RequestedCall(None, {}, json.dumps(entry, default=str), "a tool call without a function")
-    name = function.get("name")
-    raw_args = function.get("arguments")
-    raw = json.dumps({"name": name, "arguments": raw_args}, default=str)
-    if not isinstance(name, str) or not name:
-        return RequestedCall(None, {}, raw, "missing tool name")
-    arguments: Any = raw_args
-    if raw_args is None or raw_args == "":
-        arguments = {}
-    elif isinstance(raw_args, str):
-        try:
-            arguments = json.loads(raw_args)
-        except json.JSONDecodeError as exc:
-            return RequestedCall(name, {}, raw, f"arguments are not valid JSON ({exc.msg})")
-    if not isinstance(arguments, dict):
-        return RequestedCall(name, {}, raw, "arguments are not a JSON object")
-    return RequestedCall(name, arguments, raw)
-
-
 def read_turn(message: dict[str, Any]) -> Turn:
-    """The calls of an assistant message: structured `tool_calls` when present, else the tool-call
-    markup in its content (Hermes `<tool_call>` and the other formats the engine's parsers read)."""
+    """The calls of an assistant message, read by the scoring engine's parsers: structured
+    `tool_calls` when present, else the tool-call markup in its content (Hermes `<tool_call>` and
+    the other formats the engine reads). What runs here is what a reward would score."""
+    from mentor_server.scoring.parsing import parse_completion
+
     content = _text(message.get("content"))
     structured = message.get("tool_calls") or []
     if structured:
-        return Turn(content.strip(), tuple(_structured_call(e) for e in structured), True)
-    from mentor_server.scoring.parsing import parse_completion
-
-    rollout = parse_completion(content, parser="auto", eos_token=None, finished=True)
-    if not rollout.calls:
+        parsed = parse_completion(
+            [{"role": "assistant", "content": content, "tool_calls": structured}],
+            parser="openai",
+            eos_token=None,
+            finished=True,
+        )
+        calls = tuple(RequestedCall(c.name, dict(c.arguments), c.raw, c.error) for c in parsed.calls)
+        return Turn(content.strip(), calls, True)
+    turn = parse_assistant_turn(content, parser="auto")
+    if not turn.calls:
         return Turn(content.strip(), (), False)
-    calls = tuple(RequestedCall(c.name, dict(c.arguments), c.raw, c.error) for c in rollout.calls)
+    calls = tuple(RequestedCall(c.name, dict(c.arguments), c.raw, c.error) for c in turn.calls)
     # The calls go back to the endpoint as structured tool_calls; the text keeps only the prose.
-    free = _HERMES_CALL.sub("", content).strip() if rollout.parser == "hermes" else ""
-    return Turn(free, calls, False)
+    return Turn(turn.content, calls, False)
 
 
 # ---------------------------------------------------------------------------- one attempt
@@ -414,9 +389,7 @@ def make_tasks(rows: Sequence[dict[str, Any]], split: str, toolset: str | None) 
     for i, row in enumerate(rows):
         task_id = str(row.get("id") or f"{split}-{i:05d}")
         _prompt(row)
-        tasks.append(
-            Task(task_id, row, toolset or str(row.get("toolset") or "calculator"), _ground_truths(row))
-        )
+        tasks.append(Task(task_id, row, toolset or str(row.get("toolset") or "calculator"), _ground_truths(row)))
     return tasks
 
 
@@ -490,14 +463,10 @@ class _Teacher:
                 content = str(execution.content)
                 if execution.ok:
                     result = canonical_number(execution.result)
-                    state.reference_calls.append(
-                        {"name": call.name, "arguments": call.arguments, "result": result}
-                    )
+                    state.reference_calls.append({"name": call.name, "arguments": call.arguments, "result": result})
                 else:
                     state.failed_calls += 1
-                stored_calls.append(
-                    {"type": "function", "function": {"name": call.name, "arguments": call.arguments}}
-                )
+                stored_calls.append({"type": "function", "function": {"name": call.name, "arguments": call.arguments}})
             results.append((call_id, name, content))
         state.wire.append({"role": "assistant", "content": turn.content or None, "tool_calls": wire_calls})
         text = turn.content
@@ -556,20 +525,12 @@ class _Teacher:
 # ---------------------------------------------------------------------------- files and resuming
 def attempts_path(out: str | Path) -> Path:
     out = Path(out)
-    return (
-        out.with_name(out.name + ".attempts.jsonl")
-        if out.suffix != ".jsonl"
-        else out.with_suffix(".attempts.jsonl")
-    )
+    return out.with_name(out.name + ".attempts.jsonl") if out.suffix != ".jsonl" else out.with_suffix(".attempts.jsonl")
 
 
 def report_path(out: str | Path) -> Path:
     out = Path(out)
-    return (
-        out.with_suffix(".report.json")
-        if out.suffix == ".jsonl"
-        else out.with_name(out.name + ".report.json")
-    )
+    return out.with_suffix(".report.json") if out.suffix == ".jsonl" else out.with_name(out.name + ".report.json")
 
 
 def _read_jsonl_repairing(path: Path) -> list[dict[str, Any]]:
@@ -741,9 +702,7 @@ def run_teach(
 
     rows = load_rows(data_dir, split, options.limit)
     tasks = make_tasks(rows, split, options.toolset)
-    report = asyncio.run(
-        teach_tasks(tasks, out, options, split=split, progress=progress, transport=transport)
-    )
+    report = asyncio.run(teach_tasks(tasks, out, options, split=split, progress=progress, transport=transport))
     path = Path(report_file) if report_file is not None else report_path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
@@ -753,9 +712,7 @@ def run_teach(
 # ---------------------------------------------------------------------------- command line
 def configure_teach(p: argparse.ArgumentParser) -> None:
     """Add `teach`'s arguments to a (sub)parser."""
-    p.add_argument(
-        "--endpoint", required=True, help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8001/v1"
-    )
+    p.add_argument("--endpoint", required=True, help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8001/v1")
     p.add_argument("--model", required=True, help="model name the endpoint serves")
     p.add_argument("--data", required=True, help="data folder with <split>.jsonl (from make-data)")
     p.add_argument("--split", default="train")
@@ -763,17 +720,13 @@ def configure_teach(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--api-key", default=None, help="Bearer token; default $MENTOR_TEACHER_API_KEY, else $OPENAI_API_KEY"
     )
-    p.add_argument(
-        "--toolset", default=None, help="toolset for every task (default: each row's own, else calculator)"
-    )
+    p.add_argument("--toolset", default=None, help="toolset for every task (default: each row's own, else calculator)")
     p.add_argument("--limit", type=int, default=None, help="first N tasks of the split")
     loop = p.add_argument_group("sampling")
     loop.add_argument("--max-turns", type=int, default=6, help="assistant turns (requests) per attempt")
     loop.add_argument("--samples-per-task", type=int, default=1, help="attempts per task")
     loop.add_argument("--keep-per-task", type=int, default=1, help="stop a task after this many kept traces")
-    loop.add_argument(
-        "--temperature", type=float, default=None, help="sent when set (server default otherwise)"
-    )
+    loop.add_argument("--temperature", type=float, default=None, help="sent when set (server default otherwise)")
     loop.add_argument(
         "--max-tokens",
         type=int,
@@ -782,9 +735,7 @@ def configure_teach(p: argparse.ArgumentParser) -> None:
         "--extra-body '{\"max_completion_tokens\": N}')",
     )
     loop.add_argument("--seed", type=int, default=None, help="sent as seed + attempt index when set")
-    loop.add_argument(
-        "--extra-body", default=None, help="JSON merged into every request, e.g. '{\"top_p\": 0.9}'"
-    )
+    loop.add_argument("--extra-body", default=None, help="JSON merged into every request, e.g. '{\"top_p\": 0.9}'")
     loop.add_argument(
         "--allow-tool-errors",
         action="store_true",
@@ -793,9 +744,7 @@ def configure_teach(p: argparse.ArgumentParser) -> None:
     loop.add_argument("--retry-failed", action="store_true", help="on resume, attempt failed tasks again")
     net = p.add_argument_group("requests")
     net.add_argument("--concurrency", type=int, default=8, help="requests in flight")
-    net.add_argument(
-        "--max-retries", type=int, default=3, help="retries on connection errors, 408/429 and 5xx"
-    )
+    net.add_argument("--max-retries", type=int, default=3, help="retries on connection errors, 408/429 and 5xx")
     net.add_argument("--timeout", type=float, default=300.0, help="seconds per request")
     p.add_argument("--report", default=None, help="report file (default OUT.report.json)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -837,9 +786,7 @@ def teach_command(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     chat_completions_url(options.endpoint)  # a bad URL fails before the data loads
     try:
-        report = run_teach(
-            args.data, args.split, args.out, options, progress=not args.json, report_file=args.report
-        )
+        report = run_teach(args.data, args.split, args.out, options, progress=not args.json, report_file=args.report)
     except EndpointError as exc:
         print(f"mentor-train teach: error: {exc}", file=sys.stderr)
         return 1

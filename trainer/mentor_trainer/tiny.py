@@ -38,6 +38,11 @@ class TinyModelConfig:
     max_position_embeddings: int = 2048
     vocab_size: int = 800
     seed: int = 0
+    # `phrases`: BPE merges cross word boundaries, so the fixed tool block of a system prompt becomes a
+    # few dozen tokens instead of ~1,100 (prompts, rollouts and training get that much shorter), and
+    # every digit is its own token, so the model copies numbers digit by digit (ten embeddings to learn)
+    # instead of learning one token for every number BPE happened to merge.
+    phrases: bool = False
 
 
 def qwen_chat_template() -> str:
@@ -52,8 +57,9 @@ def qwen_chat_template() -> str:
     return path.read_text(encoding="utf-8")
 
 
-def build_tokenizer(corpus: Iterable[str], vocab_size: int = 800) -> Any:
-    """Train a byte-level BPE tokenizer on `corpus` and wrap it as a `PreTrainedTokenizerFast`."""
+def build_tokenizer(corpus: Iterable[str], vocab_size: int = 800, phrases: bool = False) -> Any:
+    """Train a byte-level BPE tokenizer on `corpus` and wrap it as a `PreTrainedTokenizerFast`
+    (`phrases`: see `TinyModelConfig`)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -61,7 +67,15 @@ def build_tokenizer(corpus: Iterable[str], vocab_size: int = 800) -> Any:
     if not any(text.strip() for text in corpus):
         raise ValueError("the tokenizer needs text to train on: the corpus is empty")
     backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if phrases:
+        backend.pre_tokenizer = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Digits(individual_digits=True),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+            ]
+        )
+    else:
+        backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -132,7 +146,7 @@ def build_tiny(
     config = config or TinyModelConfig()
     out = Path(out)
     corpus = corpus if corpus is not None else benchmark_corpus(config.seed)
-    tokenizer = build_tokenizer(corpus, vocab_size=config.vocab_size)
+    tokenizer = build_tokenizer(corpus, vocab_size=config.vocab_size, phrases=config.phrases)
     model = build_model(tokenizer, config)
     tokenizer.save_pretrained(out / "tokenizer")
     model.save_pretrained(out / "model")

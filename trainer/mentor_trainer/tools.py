@@ -38,11 +38,7 @@ def _annotation(schema: dict[str, Any]) -> Any:
     if kind == "array":
         items = schema.get("items")
         # list.__class_getitem__ builds `list[T]` from a runtime type (the subscript form is static-only).
-        return (
-            list.__class_getitem__(_annotation(items))
-            if isinstance(items, dict) and items.get("type")
-            else list
-        )
+        return list.__class_getitem__(_annotation(items)) if isinstance(items, dict) and items.get("type") else list
     return _JSON_TO_PY.get(str(kind), str)
 
 
@@ -78,9 +74,7 @@ def _shape(forward: Callable[..., Any], schema: dict[str, Any]) -> Callable[...,
         annotations[pname] = _annotation(pschema)
         default = inspect.Parameter.empty if pname in required else None
         parameters.append(
-            inspect.Parameter(
-                pname, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotations[pname]
-            )
+            inspect.Parameter(pname, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotations[pname])
         )
     forward.__name__ = forward.__qualname__ = name
     forward.__doc__ = _docstring(description, properties)
