@@ -331,6 +331,9 @@ _MAX_DIGIT_RUN: Final = 60
 _MAX_EXPONENT_DIGITS: Final = 5
 _MAX_FACTORIAL_DIGITS: Final = 4
 _MAX_BRACE_DEPTH: Final = 24
+# Digits of an evaluated power past which sympy is not asked (an exact answer of a math problem
+# that needs more than this is not one a grader can check by evaluation anyway).
+_MAX_POWER_DIGITS: Final = 20_000
 
 
 def _operand_after(s: str, i: int) -> tuple[str, int]:
@@ -352,6 +355,47 @@ def _operand_after(s: str, i: int) -> tuple[str, int]:
             j += 1
         return s[i:j], j
     return s[i], i + 1
+
+
+def _power_digits(s: str) -> float:
+    """A rough upper bound on the digits of the largest power in `s` if it were evaluated.
+
+    `99999^{99999}` has 5e5 digits; `(99999^{99999})^{99}` raises that to the 99th power (5e7
+    digits, minutes in one uninterruptible big-integer multiplication). Each numeric power counts
+    `exponent * log10(base)`; a power of a bracketed group counts the group's digits (its digit
+    runs and numeric powers) times a numeric exponent."""
+    largest = 0.0
+    for m in _NUMERIC_POWER.finditer(s):
+        base, power = int(m.group(1)), int(m.group(2))
+        if base > 1:
+            largest = max(largest, power * math.log10(base))
+    for m in _POWER.finditer(s):
+        before = s[: m.start()].rstrip()
+        if not before or before[-1] not in ")}":
+            continue
+        closer = before[-1]
+        opener = "(" if closer == ")" else "{"
+        depth = 0
+        start = -1
+        for i in range(len(before) - 1, -1, -1):
+            if before[i] == closer:
+                depth += 1
+            elif before[i] == opener:
+                depth -= 1
+                if depth == 0:
+                    start = i
+                    break
+        exponent, _end = _operand_after(s, m.end())
+        if start < 0 or not exponent.strip().isdigit() or len(exponent.strip()) > _MAX_DIGIT_RUN:
+            continue
+        group = before[start + 1 : -1]
+        group_digits = sum(len(run) for run in _DIGIT_RUN.findall(group))
+        for inner in _NUMERIC_POWER.finditer(group):
+            base, power = int(inner.group(1)), int(inner.group(2))
+            if base > 1:
+                group_digits += power * math.log10(base)
+        largest = max(largest, group_digits * int(exponent.strip()))
+    return largest
 
 
 def _small_factorial_operand(before: str) -> bool:
@@ -412,6 +456,8 @@ def _too_complex(s: str, max_chars: int) -> str | None:
                 return "a power tower"
         if any(len(run) > _MAX_EXPONENT_DIGITS for run in _DIGIT_RUN.findall(exponent)):
             return "a huge exponent"
+    if _power_digits(s) > _MAX_POWER_DIGITS:
+        return "a power with too many digits"
     factorials = list(_FACTORIAL.finditer(s))
     if len(factorials) > 1:
         return "several factorials"

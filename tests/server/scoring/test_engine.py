@@ -310,3 +310,13 @@ def test_a_judge_exception_is_the_items_error(monkeypatch: pytest.MonkeyPatch) -
     result = engine.score_batch([item_from_dict({"completion": "\\boxed{2}<|im_end|>", "ground_truth": "2"})])[0]
     assert result.reward is None and result.error is not None and result.error.type == "judge_error"
     assert "a bug in a judge path" in result.error.message
+
+
+@pytest.mark.parametrize("answer", ["(99999^{99999})^{99}", "99999^{99999}", "(9^{999})^{999}"])
+def test_a_power_too_large_to_evaluate_never_reaches_the_symbolic_check(answer: str) -> None:
+    # One uninterruptible big-integer power would hold the process for minutes: it is refused.
+    engine = ScoringEngine(resolve_spec("sparse"))
+    item = item_from_dict({"completion": f"\\boxed{{{answer}}}<|im_end|>", "ground_truth": "5"})
+    result = engine.score_batch([item])[0]
+    assert result.error is None and result.reward == 0.1
+    assert "too complex to check" in result.reason
