@@ -15,6 +15,7 @@ appends records. docs/architecture.md follows one request through these steps.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import threading
@@ -65,28 +66,9 @@ class ServiceState:
     _configs_lock: threading.Lock = field(default_factory=threading.Lock)
 
     # ------------------------------------------------------------------ validation
-    async def resolve_config(
-        self,
-        *,
-        preset: str | None,
-        spec: dict[str, Any] | None,
-        overrides: dict[str, Any] | None = None,
-        toolset: str | None = None,
-        tools: list[dict[str, Any]] | None = None,
-        parser: str = "auto",
-        eos_tokens: Sequence[str] | None = None,
-    ) -> ResolvedConfig:
-        """Validate a reward choice, in a thread: its cost grows with the inline spec and tools."""
-        return await asyncio.to_thread(
-            self.resolve_config_now,
-            preset=preset,
-            spec=spec,
-            overrides=overrides,
-            toolset=toolset,
-            tools=tools,
-            parser=parser,
-            eos_tokens=eos_tokens,
-        )
+    async def resolve_config(self, **choice: Any) -> ResolvedConfig:
+        """`resolve_config_now` in a thread: its cost grows with the inline spec and tools."""
+        return await asyncio.to_thread(functools.partial(self.resolve_config_now, **choice))
 
     def resolve_config_now(
         self,
@@ -99,6 +81,7 @@ class ServiceState:
         parser: str = "auto",
         eos_tokens: Sequence[str] | None = None,
     ) -> ResolvedConfig:
+        """Validate a reward choice (cached: GRPO sends the same one every step)."""
         key = hashlib.sha256(
             json.dumps(
                 [preset, spec, overrides, toolset, tools, parser, eos_tokens], sort_keys=True, default=str

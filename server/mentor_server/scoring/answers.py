@@ -389,7 +389,7 @@ def _power_digits(s: str) -> float:
         if start < 0 or not exponent.strip().isdigit() or len(exponent.strip()) > _MAX_DIGIT_RUN:
             continue
         group = before[start + 1 : -1]
-        group_digits = sum(len(run) for run in _DIGIT_RUN.findall(group))
+        group_digits = float(sum(len(run) for run in _DIGIT_RUN.findall(group)))
         for inner in _NUMERIC_POWER.finditer(group):
             base, power = int(inner.group(1)), int(inner.group(2))
             if base > 1:
