@@ -7,7 +7,15 @@ tolerance, strings after BFCL's normalisation and, failing equality, by a thresh
 ratio that never reaches full credit. Reference arguments may be BFCL *acceptable-value lists*
 (`{"unit": ["celsius", ""]}`, where `""` marks the parameter optional). Calls are paired by a
 maximum-weight assignment (Hungarian algorithm, pure Python) rather than greedily, so a student
-is never scored against the wrong teacher call because of call order. Beside the flexible
+is never scored against the wrong teacher call because of call order.
+
+Bounds (see `pairing`): calls are paired optimally while both sides have at most
+`OPTIMAL_PAIRING_MAX_CALLS` (64) calls; above that greedily by similarity while at most
+`MAX_SIMILARITY_PAIRS` (16,384) similarities are needed; beyond, in order by tool name (results:
+by canonical value). The reason says which rule ran. Fuzzy string credit is skipped for pairs
+of strings longer than `FUZZY_MAX_CELLS` together (its cost is the product of the lengths), and
+the `order` tool-name mode counts a longest common subsequence with bit-parallel integers
+(O(n·m/word size)). Beside the flexible
 scores, the module reproduces two baselines exactly: the MENTOR paper's strict trajectory
 match and ToolRL's correctness reward. Bad options raise `ScoringConfigError` naming the field;
 malformed student calls are scored (as zero), never raised.
@@ -26,10 +34,13 @@ from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
 from typing import Any, Final
 
+from .pairing import MAX_SIMILARITY_PAIRS, OPTIMAL_PAIRING_MAX_CALLS, greedy_pairing, optimal_pairing, pair_bounded
 from .types import JSONValue, ReferenceCall, ScoringConfigError, ToolCall
 
 __all__ = [
+    "MAX_SIMILARITY_PAIRS",
     "MISSING",
+    "OPTIMAL_PAIRING_MAX_CALLS",
     "TOOL_NAME_MODES",
     "ValueMatchOptions",
     "acceptable_value_score",
@@ -215,13 +226,23 @@ def tool_name_score(student: Sequence[str], teacher: Sequence[str], mode: str) -
 
 
 def _lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
-    previous = [0] * (len(b) + 1)
+    """Length of a longest common subsequence, bit-parallel (Allison–Dix / Hyyrö).
+
+    One Python integer holds a row of the dynamic programme as bits (a 0 bit marks a step of
+    the LCS), so each element of `a` costs a few big-integer operations on len(b) bits:
+    O(len(a)·len(b)/64) machine work instead of a pure-Python double loop.
+    """
+    full = (1 << len(b)) - 1
+    positions: dict[str, int] = {}
+    for j, y in enumerate(b):
+        positions[y] = positions.get(y, 0) | (1 << j)
+    row = full
     for x in a:
-        current = [0]
-        for j, y in enumerate(b):
-            current.append(previous[j] + 1 if x == y else max(previous[j + 1], current[j]))
-        previous = current
-    return previous[-1]
+        matches = positions.get(x)
+        if matches:
+            u = row & matches
+            row = ((row + u) | (row - u)) & full
+    return len(b) - row.bit_count()
 
 
 # ---------------------------------------------------------------------------- values
@@ -232,6 +253,10 @@ _FALSE_WORDS: Final = frozenset({"false", "no"})
 # Above this many element pairs an unordered list comparison stops pairing elements
 # optimally (cubic) and counts exact multiset agreement instead (linear).
 _PAIRING_LIMIT: Final = 1024
+FUZZY_MAX_CELLS: Final = 1 << 26
+"""Fuzzy credit is computed only when len(student) x len(reference) is at most this (e.g. two
+8,192-character strings, ~3 ms); rapidfuzz's cost is that product, so two 1 MB strings took
+~35 s. Longer unequal strings get no fuzzy credit."""
 
 
 def standardize_string(text: str) -> str:
@@ -306,7 +331,7 @@ def _string_similarity(student: str, reference: str, options: ValueMatchOptions)
         student, reference = standardize_string(student), standardize_string(reference)
         if student == reference:
             return 1.0
-    if not options.fuzzy or not student or not reference:
+    if not options.fuzzy or not student or not reference or len(student) * len(reference) > FUZZY_MAX_CELLS:
         return 0.0
     ratio = _fuzz_ratio()(student, reference) / 100.0
     if ratio < options.fuzzy_threshold:
@@ -355,7 +380,10 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, bool) or value is None:
         return ("b", value)
     if _is_number(value):
-        return ("n", float(value))
+        try:
+            return ("n", float(value))
+        except OverflowError:  # an int past the float range equals no float: keep it exact
+            return ("n", value)
     if isinstance(value, str):
         return ("s", standardize_string(value))
     if isinstance(value, list | tuple):
@@ -560,97 +588,6 @@ def call_similarity(
     return factor * _argument_similarity(student.arguments, ref, possible_answers, options)
 
 
-# ---------------------------------------------------------------------------- pairing
-def _check_matrix(sim: Sequence[Sequence[float]]) -> int:
-    width = len(sim[0]) if sim else 0
-    for row in sim:
-        if len(row) != width:
-            raise ValueError("similarity matrix rows must all have the same length")
-        for value in row:
-            if not math.isfinite(value):
-                raise ValueError(f"similarity matrix holds a non-finite value {value!r}")
-    return width
-
-
-def optimal_pairing(sim: Sequence[Sequence[float]]) -> list[tuple[int, int]]:
-    """Maximum-weight assignment of rows to columns (Kuhn–Munkres), rectangular allowed.
-
-    Returns `min(rows, cols)` pairs `(row, col)` sorted by row; zero-weight pairs are included
-    (callers that count "paired" calls filter them). O(n²·m) with potentials, pure Python: the
-    matrices here are a handful of calls, where importing scipy would cost more than solving.
-
-    >>> optimal_pairing([[0.9, 0.8], [0.8, 0.0]])
-    [(0, 1), (1, 0)]
-    """
-    width = _check_matrix(sim)
-    if not sim or width == 0:
-        return []
-    transpose = len(sim) > width
-    rows = [list(col) for col in zip(*sim, strict=True)] if transpose else [list(r) for r in sim]
-    n, m = len(rows), len(rows[0])
-    inf = math.inf
-    # Minimise the negated weights: shortest augmenting paths with row/column potentials.
-    u = [0.0] * (n + 1)
-    v = [0.0] * (m + 1)
-    owner = [0] * (m + 1)  # owner[j]: 1-based row assigned to column j (0: free)
-    for i in range(1, n + 1):
-        owner[0] = i
-        j0 = 0
-        min_to = [inf] * (m + 1)
-        came_from = [0] * (m + 1)
-        used = [False] * (m + 1)
-        while True:
-            used[j0] = True
-            i0 = owner[j0]
-            delta = inf
-            j1 = 0
-            for j in range(1, m + 1):
-                if used[j]:
-                    continue
-                reduced = -rows[i0 - 1][j - 1] - u[i0] - v[j]
-                if reduced < min_to[j]:
-                    min_to[j] = reduced
-                    came_from[j] = j0
-                if min_to[j] < delta:
-                    delta = min_to[j]
-                    j1 = j
-            for j in range(m + 1):
-                if used[j]:
-                    u[owner[j]] += delta
-                    v[j] -= delta
-                else:
-                    min_to[j] -= delta
-            j0 = j1
-            if owner[j0] == 0:
-                break
-        while j0:
-            previous = came_from[j0]
-            owner[j0] = owner[previous]
-            j0 = previous
-    pairs = [(owner[j] - 1, j - 1) for j in range(1, m + 1) if owner[j]]
-    if transpose:
-        pairs = [(col, row) for row, col in pairs]
-    return sorted(pairs)
-
-
-def greedy_pairing(sim: Sequence[Sequence[float]]) -> list[tuple[int, int]]:
-    """Pair rows to columns by repeatedly taking the largest remaining entry (for comparison)."""
-    _check_matrix(sim)
-    entries = sorted(
-        ((value, i, j) for i, row in enumerate(sim) for j, value in enumerate(row)),
-        key=lambda e: (-e[0], e[1], e[2]),
-    )
-    rows: set[int] = set()
-    cols: set[int] = set()
-    pairs: list[tuple[int, int]] = []
-    for _value, i, j in entries:
-        if i not in rows and j not in cols:
-            rows.add(i)
-            cols.add(j)
-            pairs.append((i, j))
-    return sorted(pairs)
-
-
 # ---------------------------------------------------------------------------- trace scores
 def arguments_score(
     student_calls: Sequence[ToolCall],
@@ -678,16 +615,33 @@ def arguments_score(
         return 0.0, f"no calls expected, {len(valid)} made"
     if not valid:
         return 0.0, f"0/{len(ref_calls)} calls paired (no valid student call)"
-    matrix = [
-        [call_similarity(s, r, possible_answers=possible_answers, options=options) for r in ref_calls] for s in valid
-    ]
-    pairs = [(i, j) for i, j in optimal_pairing(matrix) if matrix[i][j] > 0.0]
-    total = sum(matrix[i][j] for i, j in pairs)
+
+    def similarity(i: int, j: int) -> float:
+        student, ref = valid[i], ref_calls[j]
+        if not isinstance(student.arguments, dict):
+            return 0.0
+        factor = 1.0 if student.name == ref.name else options.name_mismatch_credit
+        if factor == 0.0:
+            return 0.0
+        return factor * _argument_similarity(student.arguments, ref, possible_answers, options)
+
+    pairing = pair_bounded(
+        len(valid),
+        len(ref_calls),
+        similarity,
+        lambda i: (valid[i].name,),
+        lambda j: (ref_calls[j].name,),
+        key_name="tool name",
+    )
+    pairs = [weight for _i, _j, weight in pairing.pairs if weight > 0.0]
+    total = sum(pairs)
     score = min(1.0, total / max(len(valid), len(ref_calls)))
     mean = total / len(pairs) if pairs else 0.0
     reason = f"{len(pairs)}/{len(ref_calls)} calls paired, mean arg sim {mean:.2f}"
     if len(valid) > len(ref_calls):
         reason += f", {len(valid) - len(ref_calls)} extra"
+    if pairing.note:
+        reason += f"; {pairing.note}"
     return score, reason
 
 
@@ -759,17 +713,37 @@ def results_score(
     if not produced:
         return 0.0, f"0/{len(known)} teacher results reproduced (no student results)"
     exact = _exact_result_options(options)
-    matrix = [
-        [
-            1.0
-            if (not options.results_same_name or s.name == r.name) and result_matches(s.result or "", r.result, exact)
-            else 0.0
-            for r in known
-        ]
-        for s in produced
-    ]
-    matched = sum(1 for i, j in optimal_pairing(matrix) if matrix[i][j] == 1.0)
-    return matched / len(known), f"{matched}/{len(known)} teacher results reproduced"
+    # Each result is read (as JSON too) once, not once per pair.
+    produced_readings = [_result_candidates(c.result or "") for c in produced]
+    known_readings = [_result_candidates(r.result) for r in known]
+    same_name = options.results_same_name
+
+    def reproduced(i: int, j: int) -> float:
+        if same_name and produced[i].name != known[j].name:
+            return 0.0
+        found = any(_similarity(s, r, exact, 0) == 1.0 for s in produced_readings[i] for r in known_readings[j])
+        return 1.0 if found else 0.0
+
+    def keys(readings: list[Any], name: str | None) -> list[Any]:
+        # Above the similarity-matrix cap, results pair when a reading has the same canonical form.
+        out: list[Any] = []
+        for value in readings:
+            with contextlib.suppress(RecursionError):
+                out.append((name, _canonical(value)) if same_name else _canonical(value))
+        return out
+
+    pairing = pair_bounded(
+        len(produced),
+        len(known),
+        reproduced,
+        lambda i: keys(produced_readings[i], produced[i].name),
+        lambda j: keys(known_readings[j], known[j].name),
+        what="results",
+        key_name="canonical value",
+    )
+    matched = sum(1 for _i, _j, weight in pairing.pairs if weight == 1.0)
+    reason = f"{matched}/{len(known)} teacher results reproduced"
+    return matched / len(known), reason + (f"; {pairing.note}" if pairing.note else "")
 
 
 def strict_sequence_match(

@@ -119,6 +119,52 @@ def json_error(exc: BaseException) -> str:
     return str(exc)[:120]
 
 
+_FIRST_WINDOW = 1024
+# Errors this close to a window's end may be caused by the cut (a literal such as `-Infinity`
+# or a `\uXXXX` escape that runs past it), so they are retried on a wider window.
+_CUT_MARGIN = 16
+_COMPLETE_ENDS = frozenset('}]"')
+
+
+def decode_at(text: str, start: int) -> tuple[Any, int, str | None]:
+    """`(value, end, None)` as `json.JSONDecoder().raw_decode(text, start)` gives, or `(None, -1, error)`.
+
+    The error reads as `json_error` would write the decoder's own (positions in `text`). The cost
+    is proportional to the JSON read, not to `start`: a decode error built on `text` itself
+    counts the newlines before its position (`JSONDecodeError.lineno`), which made a text with
+    many broken values after many tags quadratic. So the value is decoded from a window starting
+    at `start`, doubled until the result cannot depend on where the window was cut.
+    """
+    n = len(text)
+    width = _FIRST_WINDOW
+    previous: str | None = None
+    while True:
+        stop = min(n, start + width)
+        last = stop == n
+        piece = text[start:stop]
+        try:
+            value, end = _scan_once(piece, 0)
+        except StopIteration as stop_at:  # no value where one must start (`raw_decode`'s "Expecting value")
+            at = stop_at.value
+            if last or at < len(piece) - _CUT_MARGIN:
+                return None, -1, f"Expecting value at char {at + start}"
+        except json.JSONDecodeError as exc:
+            if last or (exc.pos < len(piece) - _CUT_MARGIN and not exc.msg.startswith("Unterminated string")):
+                return None, -1, f"{exc.msg} at char {exc.pos + start}"
+        except RecursionError:
+            return None, -1, "nested too deeply"  # reached inside the window: the same on the whole text
+        except ValueError as exc:  # a number past the int limit: its message counts the digits
+            message = str(exc)[:120]
+            if last or message == previous:
+                return None, -1, message
+            previous = message
+        else:
+            # A number read up to near the cut may go on (`1e` is 1 until the `5` arrives).
+            if last or end <= len(piece) - _CUT_MARGIN or piece[end - 1] in _COMPLETE_ENDS:
+                return value, start + end, None
+        width *= 2
+
+
 def recover_name(text: str) -> str | None:
     """The `"name": "..."` of a call whose JSON is broken, when it can still be read."""
     match = _NAME_RE.search(text)

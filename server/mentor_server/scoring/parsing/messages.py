@@ -11,7 +11,6 @@ else in order. Anything that is not a well-formed message is recorded, not raise
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +20,7 @@ from ._core import _Accumulator, call_from_object
 TextScanner = Callable[[str, _Accumulator], str]
 """Reads calls/results from one text into the accumulator and returns the text's answer part."""
 
-_RESPONSE_RE = re.compile(r"<tool_response>(.*?)</tool_response>", re.S)
+_OPEN_RESPONSE, _CLOSE_RESPONSE = "<tool_response>", "</tool_response>"
 _RESULT_ROLES = frozenset(("tool", "ipython", "function"))
 
 
@@ -47,6 +46,26 @@ def content_text(content: Any) -> str | None:
                 return None
         return "".join(parts)
     return None
+
+
+def _closed_responses(text: str) -> list[str]:
+    """The contents of the closed `<tool_response>...</tool_response>` blocks, left to right.
+
+    What a non-greedy `<tool_response>(.*?)</tool_response>` finds, in one pass: the regex
+    retried every unclosed opening tag against the rest of the text (quadratic: 16k unclosed
+    tags took 24 s), while here the first opening tag without a closing one ends the search,
+    since no later one can be closed either.
+    """
+    found: list[str] = []
+    start = text.find(_OPEN_RESPONSE)
+    while start >= 0:
+        body = start + len(_OPEN_RESPONSE)
+        close = text.find(_CLOSE_RESPONSE, body)
+        if close < 0:
+            break
+        found.append(text[body:close])
+        start = text.find(_OPEN_RESPONSE, close + len(_CLOSE_RESPONSE))
+    return found
 
 
 def _raw(value: Any) -> str:
@@ -115,7 +134,7 @@ def parse_messages(
             answer = ""
         elif role == "user" and "<tool_response>" in content:
             # Qwen-style templates deliver results inside a user turn.
-            for result in _RESPONSE_RE.findall(content):
+            for result in _closed_responses(content):
                 acc.add_result(result.strip())
             answer = ""
         elif role not in ("user", "system", "developer"):

@@ -2,6 +2,8 @@
 
 Results come as `[TOOL_RESULTS]...[/TOOL_RESULTS]`, either bare text or a JSON object with
 `content` (and `call_id`, used to pair the result with its call). `</s>` ends the sequence.
+The JSON after a tag is decoded by `decode_at`, whose cost does not grow with the tag's
+position, so a text of many broken calls reads in linear time.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from ._core import (
     _Accumulator,
     call_from_object,
     decode_arguments,
+    decode_at,
     finished_from_text,
-    json_error,
     recover_name,
 )
 from ._registry import Completion, register_parser
@@ -26,7 +28,6 @@ END_TOKENS = ("</s>",)
 _TAG_RE = re.compile(r"\[TOOL_CALLS\]|\[TOOL_RESULTS\]|\[/TOOL_RESULTS\]")
 _MARKUP_RE = re.compile(r"</?s>|\[/TOOL_RESULTS\]|\[/?INST\]|\[/?AVAILABLE_TOOLS\]|\[/?SYSTEM_PROMPT\]")
 _NAME_RE = re.compile(r"\s*([A-Za-z0-9_.:\-]{1,256})\s*(?:\[CALL_ID\]\s*([A-Za-z0-9_\-]{1,64})\s*)?\[ARGS\]")
-_decoder = json.JSONDecoder()
 
 
 def strip_markup(text: str) -> str:
@@ -40,12 +41,11 @@ def _next_tag(text: str, pos: int) -> int:
 
 def _call_list(text: str, start: int, acc: _Accumulator) -> int:
     """`[TOOL_CALLS] [{...}, ...]`: returns where the list ended."""
-    try:
-        calls, end = _decoder.raw_decode(text, start)
-    except (ValueError, RecursionError) as exc:
+    calls, end, problem = decode_at(text, start)
+    if problem is not None:
         stop = _next_tag(text, start)
         raw = text[start:stop].strip()
-        acc.add_call(recover_name(raw), {}, raw, f"{INVALID_JSON}: {json_error(exc)}")
+        acc.add_call(recover_name(raw), {}, raw, f"{INVALID_JSON}: {problem}")
         acc.format_errors.append("unreadable [TOOL_CALLS] list")
         return stop
     if not isinstance(calls, list):
@@ -67,11 +67,10 @@ def _named_call(text: str, start: int, acc: _Accumulator) -> int:
         acc.add_call(None, {}, raw, "[TOOL_CALLS] without a name and [ARGS]")
         return stop
     name, call_id = match.group(1), match.group(2)
-    try:
-        value, end = _decoder.raw_decode(text, _skip_space(text, match.end()))
-    except (ValueError, RecursionError) as exc:
+    value, end, problem = decode_at(text, _skip_space(text, match.end()))
+    if problem is not None:
         raw = text[start:stop].strip()
-        acc.add_call(name, {}, raw, f"arguments are not valid JSON: {json_error(exc)}", call_id)
+        acc.add_call(name, {}, raw, f"arguments are not valid JSON: {problem}", call_id)
         return stop
     arguments, error = decode_arguments(value)
     acc.add_call(name, arguments, text[start:end].strip(), error, call_id)

@@ -4,6 +4,13 @@ Only literal keyword arguments are accepted: constants, lists, tuples (read as l
 dicts with string keys, and signed numbers, nested freely. Anything else (a variable, an
 expression, a nested call, positional arguments, `**kwargs`) makes that call malformed with
 the reason, while the other calls of the list are still read. Dotted names keep their dots.
+
+Bounds. `ast` needs ~500 bytes of memory and a few microseconds per source character, so a
+call list longer than `MAX_CALL_LIST_CHARS` is not parsed: it becomes one malformed call
+saying so (under `auto`, text without any `(` is never handed to `ast`, since it cannot hold a
+call). Integers past `MAX_INT_BITS` are refused like any other non-literal: neither JSON nor
+`str()` can write them back. Each call's raw text is cut from the source by offsets computed
+once, so reading n calls is linear (`ast.get_source_segment` re-splits the source per call).
 """
 
 from __future__ import annotations
@@ -20,6 +27,14 @@ END_TOKENS = ("<|eot_id|>", "<|eot|>", "<|eom|>")
 _WRAPPER_RE = re.compile(r"<\|python_start\|>|<\|python_end\|>|<\|eot_id\|>|<\|eot\|>|<\|eom\|>|<\|eom_id\|>")
 _FENCE_RE = re.compile(r"^```(?:python|py)?\s*\n?(.*?)\n?```$", re.S)
 _LOOKS_LIKE_CALLS = re.compile(r"\[\s*[A-Za-z_][\w.]*\s*\(")
+# The line breaks of Python's tokenizer (and of `ast.get_source_segment`): not \f, \v, \x1c...
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_LINE_BREAK_BYTES = re.compile(rb"\r\n|\r|\n")
+
+MAX_CALL_LIST_CHARS = 128 * 1024
+"""Longest source handed to `ast.parse` (~70 MB and ~0.5 s at this size)."""
+MAX_INT_BITS = 14_000
+"""Largest integer argument accepted (~4,200 digits: below Python's 4,300-digit str() limit)."""
 
 
 class _NotLiteral(Exception):
@@ -29,6 +44,8 @@ class _NotLiteral(Exception):
 def _literal(node: ast.expr) -> JSONValue:
     if isinstance(node, ast.Constant):
         constant = node.value
+        if isinstance(constant, int) and not isinstance(constant, bool) and constant.bit_length() > MAX_INT_BITS:
+            raise _NotLiteral(f"integer of more than {MAX_INT_BITS} bits")
         if constant is None or isinstance(constant, (str, int, float)):  # bool is an int
             return constant
         raise _NotLiteral(f"{type(constant).__name__} constant")
@@ -50,7 +67,9 @@ def _literal(node: ast.expr) -> JSONValue:
             and isinstance(operand.value, (int, float))
             and not isinstance(operand.value, bool)
         ):
-            return -operand.value if isinstance(node.op, ast.USub) else operand.value
+            number = _literal(operand)
+            assert isinstance(number, int | float)  # checked just above
+            return -number if isinstance(node.op, ast.USub) else number
         raise _NotLiteral("sign applied to a non-number")
     if isinstance(node, ast.Name):
         raise _NotLiteral(f"name {node.id!r}")
@@ -66,8 +85,39 @@ def _dotted(node: ast.expr) -> str | None:
     return None
 
 
-def _add_call(node: ast.expr, source: str, acc: _Accumulator) -> None:
-    raw = ast.get_source_segment(source, node) or ""
+class _Segments:
+    """The source text of AST nodes, in O(1) per node after one pass over the source.
+
+    The same text `ast.get_source_segment(source, node)` returns: AST columns are UTF-8 byte
+    offsets within lines split as the tokenizer splits them, and a node's text is the
+    contiguous slice between its start and end.
+    """
+
+    __slots__ = ("data", "starts")
+
+    def __init__(self, source: str) -> None:
+        self.data: str | bytes
+        if source.isascii():
+            self.data = source  # byte offsets are character offsets
+            self.starts = [0, *(m.end() for m in _LINE_BREAK.finditer(source))]
+        else:
+            self.data = source.encode()  # `ast.parse` already refused what cannot be encoded
+            self.starts = [0, *(m.end() for m in _LINE_BREAK_BYTES.finditer(self.data))]
+
+    def text(self, node: ast.expr) -> str:
+        if node.end_lineno is None or node.end_col_offset is None:
+            return ""
+        try:
+            start = self.starts[node.lineno - 1] + node.col_offset
+            end = self.starts[node.end_lineno - 1] + node.end_col_offset
+            piece = self.data[start:end]
+            return piece if isinstance(piece, str) else piece.decode()
+        except (IndexError, UnicodeDecodeError):
+            return ""
+
+
+def _add_call(node: ast.expr, segments: _Segments, acc: _Accumulator) -> None:
+    raw = segments.text(node)
     if not isinstance(node, ast.Call):
         acc.add_call(None, {}, raw, f"list element is not a call ({type(node).__name__})")
         return
@@ -95,7 +145,9 @@ def _unwrap(text: str) -> str:
     if "<|" in text:
         text = _WRAPPER_RE.sub("", text)
     text = text.strip()
-    if text.startswith("```"):
+    # The closing fence is checked first: without it the regex cannot match, and trying costs
+    # quadratic time on a long whitespace run after the opening fence.
+    if text.startswith("```") and text.endswith("```"):
         fenced = _FENCE_RE.match(text)
         if fenced is not None:
             text = fenced.group(1).strip()
@@ -103,7 +155,12 @@ def _unwrap(text: str) -> str:
 
 
 def _parse_calls(source: str) -> list[ast.expr] | None:
-    """The call nodes of a `[...]` call list (or of a single bare call); None if it is not one."""
+    """The call nodes of a `[...]` call list (or of a single bare call); None if it is not one.
+
+    The caller has checked the length (`MAX_CALL_LIST_CHARS`).
+    """
+    if "(" not in source:  # no call without a parenthesis: spare `ast` a huge list of numbers
+        return None
     try:
         tree = ast.parse(source, mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
@@ -123,13 +180,19 @@ def scan_pythonic(text: str, acc: _Accumulator, *, strict: bool = False) -> str:
     otherwise call-list-looking text that does not parse becomes one malformed call.
     """
     source = _unwrap(text)
-    nodes = _parse_calls(source) if source[:1] == "[" or source[:1].isalpha() else None
+    too_long = len(source) > MAX_CALL_LIST_CHARS
+    if too_long and _LOOKS_LIKE_CALLS.match(source):
+        acc.add_call(None, {}, source, f"call list too long to read ({len(source)} > {MAX_CALL_LIST_CHARS} characters)")
+        return ""
+    nodes = None
+    if not too_long and (source[:1] == "[" or source[:1].isalpha()):
+        nodes = _parse_calls(source)
     if nodes is None and not strict:
         # Prose, then the call list on its own line.
         line_start = source.rfind("\n[")
         if line_start >= 0:
             tail = source[line_start + 1 :]
-            nodes = _parse_calls(tail)
+            nodes = _parse_calls(tail) if len(tail) <= MAX_CALL_LIST_CHARS else None
             if nodes is not None:
                 source = tail
         if nodes is None and _LOOKS_LIKE_CALLS.match(source):
@@ -137,8 +200,9 @@ def scan_pythonic(text: str, acc: _Accumulator, *, strict: bool = False) -> str:
             return ""
     if nodes is None:
         return source
+    segments = _Segments(source)
     for node in nodes:
-        _add_call(node, source, acc)
+        _add_call(node, segments, acc)
     return ""
 
 
