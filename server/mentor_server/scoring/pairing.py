@@ -193,7 +193,7 @@ def pair_bounded(
                 pairs.append((i, j, similarity(i, j)))
                 break
     note = (
-        f"paired in order by {key_name}: {rows}x{cols} {what} pairs above the similarity-matrix cap "
-        f"of {MAX_SIMILARITY_PAIRS}"
+        f"paired in order by {key_name}: {rows}x{cols} {what} exceed the similarity-matrix cap "
+        f"of {MAX_SIMILARITY_PAIRS} pairs"
     )
     return Pairing(sorted(pairs), "by_key", note)
