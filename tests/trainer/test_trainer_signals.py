@@ -3,8 +3,11 @@ no rollout finished."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+from mentor_trainer.demo import explain_family, family_accuracy
 from mentor_trainer.evaluate import finish_warnings
 from mentor_trainer.grpo import CALL_RATE_KEY, ZERO_STD_KEY, SignalMonitor, signal_callback
 
@@ -61,3 +64,28 @@ def test_eval_warns_when_no_rollout_finished() -> None:
     }
     warnings = finish_warnings(report)
     assert len(warnings) == 1 and "'test'" in warnings[0]
+
+
+def test_demo_reports_its_trained_family_and_explains_a_zero(tmp_path: Path) -> None:
+    from mentor_trainer.benchmark import BenchmarkSizes, generate_benchmark, write_benchmark
+
+    data = tmp_path / "data"
+    splits = generate_benchmark(seed=0, sizes=BenchmarkSizes(train=16, test=32, ood=2))
+    write_benchmark(data, splits, seed=0, parquet=False)
+    adds = [r["id"] for r in splits["test"] if r["family"] == "add"]
+    other = next(r["id"] for r in splits["test"] if r["family"] != "add")
+    assert adds
+    lines = [
+        {"id": i, "split": "test", "score": {"components": {"outcome": 1.0 if k == 0 else 0.0}}}
+        for k, i in enumerate(adds)
+    ]
+    lines.append({"id": other, "split": "test", "score": {"components": {"outcome": 1.0}}})
+    rollouts = tmp_path / "rollouts.jsonl"
+    rollouts.write_text("".join(json.dumps(e) + "\n" for e in lines), encoding="utf-8")
+    result = family_accuracy(data, rollouts, "add")
+    assert result == {"family": "add", "n": len(adds), "accuracy": 1 / len(adds)}
+    assert explain_family(result, {"warm_rows": 16, "warm_steps": 100}).startswith("accuracy on the 'add' family")
+
+    zero = {"family": "add", "n": 4, "accuracy": 0.0}
+    text = explain_family(zero, {"warm_rows": 16, "warm_steps": 100})
+    assert "16 'add' traces for 100 steps" in text and "experiment --size cpu" in text

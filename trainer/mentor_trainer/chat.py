@@ -15,6 +15,7 @@ import functools
 import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mentor_server.scoring.parsing import parse_completion
@@ -29,11 +30,21 @@ _SYSTEM_PREFIX = "<|im_start|>system\n"
 _SYSTEM_SUFFIX = "<|im_end|>\n"
 
 
+def qwen_chat_template() -> str:
+    """TRL's Qwen 2.5 chat template, read from the installed trl package.
+
+    TRL recognises a tokenizer's template by string equality (to pick its response parser and
+    its prefix-preserving training template), so the text must be the installed file's, verbatim.
+    """
+    import trl
+
+    path = Path(trl.__file__).parent / "chat_templates" / "qwen2_5.jinja"
+    return path.read_text(encoding="utf-8")
+
+
 @functools.lru_cache(maxsize=1)
 def _template() -> Any:
     from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    from .tiny import qwen_chat_template
 
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     # transformers' own `tojson` (no HTML escaping, non-ASCII kept): the rendering must match it.

@@ -1,6 +1,6 @@
 """`mentor-train`: the training stack's command line, one subcommand per step of the pipeline.
 
-Subcommands live in a registry (`register_command`), so later steps (`teach`, `demo`) slot in by
+Subcommands live in a registry (`registry.register_command`), so later steps (`teach`, `demo`) slot in by
 registering themselves in `mentor_trainer.commands` without touching the parser. Each command
 declares its arguments, a one-line help, and the examples its `--help` prints. Heavy libraries
 (torch, transformers, TRL) are imported by the commands that use them, never at parse time, so
@@ -13,38 +13,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
-Configure = Callable[[argparse.ArgumentParser], None]
-Run = Callable[[argparse.Namespace], int]
+from .registry import COMMANDS, Command, register_command
 
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    name: str
-    help: str
-    description: str
-    examples: tuple[str, ...]
-    configure: Configure
-    run: Run
-
-
-COMMANDS: dict[str, Command] = {}
-
-
-def register_command(
-    name: str, *, help: str, examples: Sequence[str], description: str = "", configure: Configure
-) -> Callable[[Run], Run]:
-    """Register `run` as `mentor-train NAME`; `configure` adds its arguments to the subparser."""
-
-    def decorate(run: Run) -> Run:
-        if name in COMMANDS:
-            raise ValueError(f"command {name!r} is already registered")
-        COMMANDS[name] = Command(name, help, description or help, tuple(examples), configure, run)
-        return run
-
-    return decorate
+__all__ = ["COMMANDS", "Command", "build_parser", "main", "register_command"]
 
 
 def _epilog(examples: Sequence[str]) -> str:
@@ -91,8 +64,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run as `python -m mentor_trainer.cli` (accelerate launch -m ...): this file is `__main__`,
-    # and the commands register into the importable module's registry, so call that one.
-    from mentor_trainer.cli import main as _main
-
-    sys.exit(_main())
+    # Run as `python -m mentor_trainer.cli` (accelerate launch -m ...): the commands register into
+    # `mentor_trainer.registry`, which both this `__main__` and an imported `cli` share.
+    sys.exit(main())

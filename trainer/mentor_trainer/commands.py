@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .cli import register_command
+from .registry import register_command
 from .runtime import configure_offline
 
 

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .chat import qwen_chat_template
+
 PAD_TOKEN = "<|endoftext|>"
 IM_START = "<|im_start|>"
 IM_END = "<|im_end|>"
@@ -43,18 +45,6 @@ class TinyModelConfig:
     # every digit is its own token, so the model copies numbers digit by digit (ten embeddings to learn)
     # instead of learning one token for every number BPE happened to merge.
     phrases: bool = False
-
-
-def qwen_chat_template() -> str:
-    """TRL's Qwen 2.5 chat template, read from the installed trl package.
-
-    TRL recognises a tokenizer's template by string equality (to pick its response parser and
-    its prefix-preserving training template), so the text must be the installed file's, verbatim.
-    """
-    import trl
-
-    path = Path(trl.__file__).parent / "chat_templates" / "qwen2_5.jinja"
-    return path.read_text(encoding="utf-8")
 
 
 def build_tokenizer(corpus: Iterable[str], vocab_size: int = 800, phrases: bool = False) -> Any:

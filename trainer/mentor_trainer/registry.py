@@ -1,0 +1,41 @@
+"""The registry of `mentor-train` subcommands: each command module registers itself here.
+
+Kept apart from `cli` so that the command modules depend on the registry and the parser depends on
+both, with no import cycle between the parser and the commands it lists.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+Configure = Callable[[argparse.ArgumentParser], None]
+Run = Callable[[argparse.Namespace], int]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str
+    help: str
+    description: str
+    examples: tuple[str, ...]
+    configure: Configure
+    run: Run
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def register_command(
+    name: str, *, help: str, examples: Sequence[str], description: str = "", configure: Configure
+) -> Callable[[Run], Run]:
+    """Register `run` as `mentor-train NAME`; `configure` adds its arguments to the subparser."""
+
+    def decorate(run: Run) -> Run:
+        if name in COMMANDS:
+            raise ValueError(f"command {name!r} is already registered")
+        COMMANDS[name] = Command(name, help, description or help, tuple(examples), configure, run)
+        return run
+
+    return decorate
