@@ -60,7 +60,14 @@ def to_jsonable(value: Any, _depth: int = 0) -> Any:
     """A JSON-encodable copy of a trainer value: containers are copied, anything else that
     JSON cannot hold (images in multimodal tool messages, tensors, objects) becomes its `str`.
     Non-finite floats become None, since JSON has no NaN."""
-    if value is None or isinstance(value, str | bool | int):
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is dict and _depth < _MAX_DEPTH:
+        return {str(k): to_jsonable(v, _depth + 1) for k, v in value.items()}
+    if kind is list and _depth < _MAX_DEPTH:
+        return [to_jsonable(v, _depth + 1) for v in value]
+    if isinstance(value, str | bool | int):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
@@ -76,9 +83,21 @@ def to_jsonable(value: Any, _depth: int = 0) -> Any:
     return str(value)
 
 
+_SCALARS = (str, int, float, bool, type(None), bytes)
+
+
 def plain(value: Any) -> Any:
     """A dataset value with numpy arrays and scalars turned into Python lists and numbers
     (pandas reads parquet list columns as numpy arrays), containers copied."""
+    # Exact-type checks first: a reward step reads thousands of labels, and isinstance against
+    # the collections ABCs is the slow part of this walk.
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict:
+        return {k: plain(v) for k, v in value.items()}
+    if kind is list:
+        return [plain(v) for v in value]
     if isinstance(value, Mapping):
         return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

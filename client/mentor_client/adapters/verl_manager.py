@@ -141,7 +141,7 @@ def _to_container(value: Any) -> dict[str, Any]:
         return dict(value)
     if isinstance(value, DictConfig):
         container = OmegaConf.to_container(value, resolve=True)
-        return dict(container) if isinstance(container, dict) else {}
+        return {str(k): v for k, v in container.items()} if isinstance(container, dict) else {}
     return dict(value)
 
 
@@ -231,25 +231,40 @@ class MentorRewardManager(_ManagerBase):
     async def _score_batch(self, batch: list[_Pending]) -> None:
         texts = await asyncio.get_running_loop().run_in_executor(None, self._decode, [p.response_ids for p in batch])
         groups: dict[tuple[str | None, str | None, tuple[str, ...] | None], list[tuple[int, ScoreItem]]] = {}
+        # GRPO repeats each prompt's label for every rollout (verl repeats the same objects): read
+        # each distinct label once per batch, and copy its validated item for each rollout.
+        read: dict[Any, tuple[dict[str, Any], ScoreItem]] = {}
         for i, (pending, text) in enumerate(zip(batch, texts, strict=True)):
-            where = sample_name(pending.data_source, pending.extra_info)
-            fields = label_fields(pending.ground_truth, f"{where}: ground_truth")
-            finished = pending.extra_info.get("finished")
+            extra = pending.extra_info
+            gt = pending.ground_truth
+            memo_key = (
+                gt if isinstance(gt, str) else id(gt),
+                id(extra.get("reference")),
+                id(extra.get("teacher_tools")),
+            )
+            known = read.get(memo_key)
+            if known is None:
+                where = sample_name(pending.data_source, extra)
+                fields = label_fields(gt, f"{where}: ground_truth")
+                template = build_item(
+                    "",
+                    ground_truth=fields.get("ground_truth"),
+                    reference=fields["reference"] if fields.get("reference") is not None else extra.get("reference"),
+                    teacher_tools=(
+                        fields["teacher_tools"]
+                        if fields.get("teacher_tools") is not None
+                        else extra.get("teacher_tools")
+                    ),
+                    where=where,
+                )
+                known = read[memo_key] = (fields, template)
+            fields, template = known
+            finished = extra.get("finished")
             if not isinstance(finished, bool):
                 finished = fields.get("finished")
             if not isinstance(finished, bool):
                 finished = bool(pending.response_ids) and pending.response_ids[-1] in self.eos_ids
-            extra = pending.extra_info
-            item = build_item(
-                text,
-                ground_truth=fields.get("ground_truth"),
-                reference=fields["reference"] if fields.get("reference") is not None else extra.get("reference"),
-                teacher_tools=(
-                    fields["teacher_tools"] if fields.get("teacher_tools") is not None else extra.get("teacher_tools")
-                ),
-                finished=finished,
-                where=where,
-            )
+            item = template.model_copy(update={"completion": text, "finished": finished})
             eos = fields.get("eos_tokens")
             key = (fields.get("preset"), fields.get("toolset"), tuple(eos) if eos else None)
             groups.setdefault(key, []).append((i, item))
@@ -308,7 +323,8 @@ class MentorRewardManager(_ManagerBase):
     # ------------------------------------------------------------------ backends
     def _new_client(self) -> AsyncRewardClient:
         s = self.settings
-        return AsyncRewardClient(s.base_urls, api_key=s.api_key, timeout=s.timeout)
+        # One request per batch: chunks as large as the batch (the service's default item limit).
+        return AsyncRewardClient(s.base_urls, api_key=s.api_key, timeout=s.timeout, chunk_size=s.max_batch)
 
     def _local_backend(self) -> LocalBackend:
         if self._local is None:
