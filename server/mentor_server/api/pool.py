@@ -7,48 +7,39 @@ and returns one result dict per item, in order. At most `workers` jobs are in fl
 deadline measures its run time, not its queueing; concurrent requests share the cores first
 come, first served.
 
-Deadlines that hold. Each worker is one process with its own pipe and one daemon thread in this
-process (its *courier*) that starts it, sends it jobs and reads its answers, so the pool always
-knows which process runs which job. A chunk of n items gets `item_timeout_s + n *
-chunk_item_budget_s`; when a job overruns, the process running it is killed at once (a big
-integer power or a backtracking regex cannot be interrupted any other way), a fresh process is
-forked in its place, and no other job is disturbed. A chunk that overran, or whose process
-died, is scored again item by item, each item with its own deadline; an item that overruns
-alone is reported as that item's `timeout` error and the rest of the batch is scored as usual.
+Deadlines that hold. Each worker is one process with its own pipe and courier thread
+(`processes.WorkerProcess`), so the pool always knows which process runs which job. A chunk
+of n items gets `item_timeout_s + n * chunk_item_budget_s`; when a job overruns, the process
+running it is killed at once (a big integer power or a backtracking regex cannot be
+interrupted any other way), a fresh process is forked in its place, and no other job is
+disturbed. A chunk that overran, or whose process died, is scored again item by item, each
+item with its own deadline; an item that overruns alone is reported as that item's `timeout`
+error and the rest of the batch is scored as usual. A job whose caller went away (a cancelled
+request) has its process killed too, so no process works for nobody.
 
-Processes that die with the service. Workers are forked from a `forkserver` that has imported
-the engine once (never forked from this process, which runs an event loop and threads; `spawn`
-where there is no forkserver). The forkserver exits when this process goes (it watches a pipe
-only this process holds), and on Linux every worker asks the kernel for SIGKILL when its parent
-goes (`PR_SET_PDEATHSIG`) and drops its inherited end of the forkserver's pipe (so a worker
-stuck in C code cannot keep the forkserver alive), so `kill -9` of the service leaves no process
-behind; the resource tracker then sees its last client gone and exits too. `close()` kills every worker, stuck or
-not, and nothing at interpreter exit waits for a worker (couriers are daemon threads), so
-shutdown takes bounded time whatever the workers are doing. Workers run at a lower priority
-than the API process, which keeps `/healthz` fast under load.
+Bounded shutdown. `close()` kills every worker, stuck or not, and nothing at interpreter exit
+waits for a worker (couriers are daemon threads); the workers also die with the service on
+`kill -9` (see `processes`). Workers run at a lower priority than the API process, which keeps
+`/healthz` fast under load.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import math
 import multiprocessing
 import os
-import queue
-import signal
-import sys
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import CancelledError as FutureCancelled
-from concurrent.futures import Future
-from multiprocessing.connection import Connection
 from typing import Any
 
 from . import worker
+from .processes import PoolUnavailable, WorkerCrashed, WorkerProcess, WorkTimeout, mp_context
+
+__all__ = ["PoolUnavailable", "ScoringPool", "WorkTimeout", "WorkerCrashed"]
 
 log = logging.getLogger("mentor_server.api.pool")
 
@@ -56,217 +47,8 @@ Job = dict[str, Any]
 Result = Any  # whatever the job function returns (`worker.score_chunk`: one result per item)
 
 
-class WorkTimeout(Exception):
-    """A job overran its deadline (the process running it was killed)."""
-
-
-class WorkerCrashed(Exception):
-    """The process running a job died."""
-
-
-class PoolUnavailable(Exception):
-    """The scoring processes cannot be started (the message says why)."""
-
-
 _RESTART_AFTER_S = 10.0
 """Processes that failed to start are tried again at most this often, not per request."""
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _mp_context() -> multiprocessing.context.BaseContext:
-    # forkserver: a clean single-threaded server process imports the engine once, and every
-    # worker (a replacement after a timeout included) is forked from it in milliseconds. Never
-    # plain fork from this process, which runs an event loop and threads.
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([worker.__name__, __name__, f"{__package__}._preload"])
-        return context
-    return multiprocessing.get_context("spawn")
-
-
-# ---------------------------------------------------------------------------- worker side
-def die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent exits (a no-op elsewhere).
-
-    The signal is tied to the thread that forked this process: for a worker that is the
-    forkserver's only thread, which lives exactly as long as the service.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
-def _release_forkserver() -> None:
-    """Close this worker's copy of the forkserver's "alive" pipe.
-
-    The forkserver exits when every holder of that pipe is gone, and the processes it forks
-    inherit one: a worker stuck in C code would keep the forkserver alive after the service
-    died, and so itself (its parent-death signal waits for the forkserver). Workers start no
-    processes, so they do not need it. (multiprocessing has no public handle on it.)
-    """
-    from multiprocessing import forkserver
-
-    server = getattr(forkserver, "_forkserver", None)
-    fd = getattr(server, "_forkserver_alive_fd", None)
-    if isinstance(fd, int):
-        with contextlib.suppress(OSError):
-            os.close(fd)
-        server._forkserver_alive_fd = None  # type: ignore[union-attr]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _serve(conn: Connection, toolset_files: list[str], nice: int, service_pid: int) -> None:
-    """A worker process's main loop: `(fn, job)` in, `("ok", result)` or `("raise", exc)` out."""
-    die_with_parent()
-    _release_forkserver()
-    if not _alive(service_pid) or os.getppid() == 1:
-        os._exit(0)  # the service died before the parent-death signal was armed
-    try:
-        worker.init_worker(toolset_files, nice)
-    except BaseException as exc:
-        with contextlib.suppress(Exception):
-            conn.send(("failed", f"{type(exc).__name__}: {exc}"))
-        return
-    conn.send(("ready", os.getpid()))
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            return  # the service closed the pipe: stop
-        fn, job = message
-        try:
-            reply: tuple[str, Any] = ("ok", fn(job))
-        except Exception as exc:
-            reply = ("raise", exc)
-        try:
-            conn.send(reply)
-        except Exception as exc:  # an unpicklable result or exception: say so, keep serving
-            conn.send(("raise", RuntimeError(f"the worker's answer cannot be sent back: {type(exc).__name__}: {exc}")))
-
-
-# ---------------------------------------------------------------------------- service side
-class _Worker:
-    """One scoring process and its courier thread.
-
-    The courier starts the process (a blocking step, never done on the event loop), then
-    takes jobs from `jobs` one at a time and resolves each job's future. When the process dies
-    the courier fails the job in hand with `WorkerCrashed`, reaps the process and ends.
-    """
-
-    def __init__(self, context: multiprocessing.context.BaseContext, init_args: tuple[Any, ...]) -> None:
-        self.started: Future[int] = Future()
-        self.jobs: queue.SimpleQueue[tuple[Any, Future[Any]] | None] = queue.SimpleQueue()
-        self.process: multiprocessing.process.BaseProcess | None = None
-        self.killed = False
-        self.busy = False
-        self._context = context
-        self._init_args = init_args
-        self._thread = threading.Thread(target=self._courier, name="scoring-courier", daemon=True)
-        self._thread.start()
-
-    @property
-    def pid(self) -> int | None:
-        process = self.process
-        return process.pid if process is not None else None
-
-    def submit(self, fn: Callable[[Any], Any], job: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        self.jobs.put(((fn, job), future))
-        return future
-
-    def kill(self) -> None:
-        """SIGKILL the process (at once: whatever it is doing has no value any more)."""
-        self.killed = True
-        self.jobs.put(None)
-        process = self.process
-        if process is not None:
-            with contextlib.suppress(Exception):
-                process.kill()
-
-    def join(self, timeout_s: float) -> None:
-        self._thread.join(timeout_s)
-
-    def _courier(self) -> None:
-        conn: Connection | None = None
-        try:
-            conn, child = self._context.Pipe()
-            process = self._context.Process(  # type: ignore[attr-defined]
-                target=_serve, args=(child, *self._init_args), daemon=True, name="mentor-scoring"
-            )
-            process.start()
-            child.close()
-            self.process = process
-            if self.killed:
-                process.kill()
-            status, value = conn.recv()
-            if status != "ready":
-                raise RuntimeError(value)
-        except BaseException as exc:
-            message = f"the scoring processes failed to start ({type(exc).__name__}: {exc})"
-            self.started.set_exception(PoolUnavailable(message))
-            self._end(conn)
-            return
-        self.started.set_result(int(value))
-        self._serve_jobs(conn)
-        self._end(conn)
-
-    def _serve_jobs(self, conn: Connection) -> None:
-        while True:
-            task = self.jobs.get()
-            if task is None:
-                return
-            message, future = task
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                conn.send(message)
-            except (EOFError, OSError):
-                future.set_exception(WorkerCrashed())
-                return
-            except Exception as exc:  # the job cannot be pickled: nothing was written
-                future.set_exception(exc)
-                continue
-            try:
-                status, value = conn.recv()
-            except (EOFError, OSError):
-                future.set_exception(WorkerCrashed())
-                return
-            except Exception as exc:  # the answer cannot be unpickled
-                future.set_exception(exc)
-                continue
-            if status == "ok":
-                future.set_result(value)
-            else:
-                future.set_exception(value)
-
-    def _end(self, conn: Connection | None) -> None:
-        if conn is not None:
-            conn.close()  # an idle worker reads EOF and exits
-        process = self.process
-        if process is not None:
-            process.join(1.0)
-            if process.is_alive():
-                process.kill()
-                process.join(5.0)
-        while True:  # fail whatever is still queued
-            try:
-                task = self.jobs.get_nowait()
-            except queue.Empty:
-                return
-            if task is not None and task[1].set_running_or_notify_cancel():
-                task[1].set_exception(WorkerCrashed())
 
 
 class ScoringPool:
@@ -295,8 +77,8 @@ class ScoringPool:
         self._min_chunk_items = min_chunk_items
         self._nice = nice
         self._context: multiprocessing.context.BaseContext | None = None
-        self._all: set[_Worker] = set()
-        self._idle: list[_Worker] = []
+        self._all: set[WorkerProcess] = set()
+        self._idle: list[WorkerProcess] = []
         self._changed: asyncio.Event | None = None
         self._slots: asyncio.Semaphore | None = None
         self._first_start: asyncio.Future[Any] | None = None
@@ -309,7 +91,7 @@ class ScoringPool:
     # ------------------------------------------------------------------ lifecycle
     def open(self) -> None:
         """Start the processes (in the background; `wait_ready` says when). Needs a running event loop."""
-        self._context = _mp_context()
+        self._context = mp_context()
         self._slots = asyncio.Semaphore(self.workers)
         self._changed = asyncio.Event()
         self._closed = False
@@ -342,14 +124,14 @@ class ScoringPool:
 
     def _spawn(self) -> asyncio.Task[None]:
         assert self._context is not None
-        w = _Worker(self._context, (self._toolset_files, self._nice, os.getpid()))
+        w = WorkerProcess(self._context, (self._toolset_files, self._nice, os.getpid()))
         self._all.add(w)
         task = asyncio.ensure_future(self._watch_start(w))
         self._watchers.add(task)
         task.add_done_callback(self._watchers.discard)
         return task
 
-    async def _watch_start(self, w: _Worker) -> None:
+    async def _watch_start(self, w: WorkerProcess) -> None:
         try:
             await asyncio.wrap_future(w.started)
         except PoolUnavailable as exc:
@@ -372,7 +154,7 @@ class ScoringPool:
         while not self._closed and len(self._all) < self.workers:
             self._spawn()
 
-    def _discard(self, w: _Worker, why: str) -> None:
+    def _discard(self, w: WorkerProcess, why: str) -> None:
         """Kill a worker whose job overran or whose process died, and start its replacement."""
         w.kill()
         self._all.discard(w)
@@ -382,7 +164,7 @@ class ScoringPool:
         log.warning("replacing a scoring process (%s)", why)
         self._top_up()
 
-    async def _take(self) -> _Worker:
+    async def _take(self) -> WorkerProcess:
         """An idle, started worker; waits while replacements start.
 
         Processes that could not start are not retried on every request, which would fork
@@ -430,7 +212,7 @@ class ScoringPool:
             self._release(w)
             return result
 
-    def _release(self, w: _Worker) -> None:
+    def _release(self, w: WorkerProcess) -> None:
         w.busy = False
         if w in self._all and not w.killed:
             self._idle.append(w)
