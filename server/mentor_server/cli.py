@@ -14,6 +14,7 @@ result (`protocol.ItemResult`): `{"reward", "components", "reason", "error", "n_
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -48,9 +49,7 @@ def _chunks(stream: IO[str], size: int) -> Iterator[list[tuple[int, str]]]:
 
 
 def _score_command(args: argparse.Namespace) -> int:
-    from mentor_client.results import item_result
-
-    from .scoring import ITEM_FIELDS, EngineCache, ScoringConfigError, resolve_engine_config
+    from .scoring import ScoringConfigError, resolve_engine_config
 
     if (args.preset is None) == (args.spec is None):
         print("error: name the reward with exactly one of --preset NAME or --spec FILE", file=sys.stderr)
@@ -63,39 +62,67 @@ def _score_command(args: argparse.Namespace) -> int:
             parser=args.parser,
             eos_tokens=args.eos_token,
         )
-        engine = EngineCache(size=1).get(config)
     except ScoringConfigError as exc:
         where = f" ({exc.param})" if exc.param else ""
         print(f"error{where}: {exc}", file=sys.stderr)
         return 2
 
     stream: IO[str] = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8", errors="replace")  # noqa: SIM115
-    out = sys.stdout
     try:
-        for chunk in _chunks(stream, _CHUNK_LINES):
-            lines_out: list[str] = []
-            for number, line in chunk:
-                index = number - 1  # errors name `items[index]`, as the service names a request's items
-                try:
-                    data = json.loads(line)
-                except RecursionError:
-                    score = _line_error("too_deep", f"line {number} nests too deeply to read", index)
-                except ValueError as exc:  # not JSON, or an integer over Python's digit limit
-                    message = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
-                    score = _line_error("invalid_json", f"line {number} is not JSON: {message}", index)
-                else:
-                    if args.ignore_unknown_fields and isinstance(data, dict):
-                        data = {key: value for key, value in data.items() if key in ITEM_FIELDS}
-                    score = engine.score_raw_item(data, index)
-                lines_out.append(item_result(score).model_dump_json())
-            out.write("\n".join(lines_out) + "\n")
-            out.flush()
+        asyncio.run(_score_stream(args, config, stream, sys.stdout))
     except BrokenPipeError:  # `mentor-reward score ... | head` is normal use
         return 0
     finally:
         if stream is not sys.stdin:
             stream.close()
     return 0
+
+
+async def _score_stream(args: argparse.Namespace, config: Any, stream: IO[str], out: IO[str]) -> None:
+    """Score JSONL line by line in order, each item under a hard time limit.
+
+    The items run in the service's scoring pool (one or more worker processes), so an item that
+    overruns `--item-timeout` (a judge, parser or schema that cannot be interrupted) is killed
+    with its process and reported as that line's `timeout` error, and the file goes on.
+    """
+    from mentor_client.results import item_result
+
+    from .api.pool import ScoringPool
+    from .scoring import ITEM_FIELDS, ItemScore
+
+    pool = ScoringPool(args.workers, item_timeout_s=args.item_timeout, nice=0)
+    pool.open()
+    try:
+        await pool.wait_ready()
+        for chunk in _chunks(stream, _CHUNK_LINES):
+            scores: list[ItemScore | None] = []
+            jobs: list[tuple[int, Any]] = []
+            for number, line in chunk:
+                index = number - 1  # errors name `items[index]`, as the service names a request's items
+                try:
+                    data = json.loads(line)
+                except RecursionError:
+                    scores.append(_line_error("too_deep", f"line {number} nests too deeply to read", index))
+                    continue
+                except ValueError as exc:  # not JSON, or an integer over Python's digit limit
+                    message = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+                    scores.append(_line_error("invalid_json", f"line {number} is not JSON: {message}", index))
+                    continue
+                if args.ignore_unknown_fields and isinstance(data, dict):
+                    data = {key: value for key, value in data.items() if key in ITEM_FIELDS}
+                scores.append(None)
+                jobs.append((index, data))
+            scored = iter(await pool.score(config, jobs) if jobs else [])
+            lines_out = []
+            for (number, _line), score in zip(chunk, scores, strict=True):
+                result = score if score is not None else next(scored)
+                if result.error is not None and result.error.param is None:
+                    result = _line_error(result.error.type, result.error.message, number - 1)
+                lines_out.append(item_result(result).model_dump_json())
+            out.write("\n".join(lines_out) + "\n")
+            out.flush()
+    finally:
+        await asyncio.to_thread(pool.close, 5.0)
 
 
 def _line_error(kind: str, message: str, index: int) -> Any:
@@ -157,6 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("input", help="JSONL file, or - for stdin")
     score.add_argument("--preset", help="preset name (see `mentor-reward presets`); or give --spec")
     score.add_argument("--spec", help="a reward spec file (JSON or YAML) instead of a preset")
+    score.add_argument(
+        "--item-timeout",
+        type=float,
+        default=10.0,
+        help="seconds one item may take; past it the item is that line's `timeout` error (default 10)",
+    )
+    score.add_argument("--workers", type=int, default=1, help="scoring processes (default 1)")
     score.add_argument(
         "--ignore-unknown-fields",
         action="store_true",

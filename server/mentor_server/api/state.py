@@ -22,7 +22,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -31,7 +31,7 @@ from mentor_client.protocol import BatchStats, ItemResult
 from mentor_client.results import batch_stats, item_result
 
 from ..records import RecordStore
-from ..scoring import EngineConfig, RewardSpec, resolve_engine_config
+from ..scoring import EngineConfig, ItemScore, RewardSpec, resolve_engine_config
 from .errors import ApiError
 from .metrics import ServiceMetrics
 from .pool import ScoringPool
@@ -120,7 +120,7 @@ class ServiceState:
             scores = await pool.score(config.engine, list(enumerate(items))) if items else []
         finally:
             self.metrics.batches_in_flight.dec()
-        results = [item_result(score) for score in scores]
+        results = [item_result(_named(score, index)) for index, score in enumerate(scores)]
         stats = batch_stats(results)
         self.metrics.record_batch(config.label, results, stats)
         if self.store is not None and results:
@@ -165,3 +165,10 @@ def get_settings(state: Annotated[ServiceState, Depends(get_state)]) -> ServiceS
 
 StateDep = Annotated[ServiceState, Depends(get_state)]
 SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]
+
+
+def _named(score: ItemScore, index: int) -> ItemScore:
+    # Errors the pool reports (a timeout, a crashed worker) do not know the item's place.
+    if score.error is None or score.error.param is not None:
+        return score
+    return replace(score, error=replace(score.error, param=f"items[{index}]"))
