@@ -7,8 +7,10 @@ both, with no import cycle between the parser and the commands it lists.
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 Configure = Callable[[argparse.ArgumentParser], None]
 Run = Callable[[argparse.Namespace], int]
@@ -39,3 +41,17 @@ def register_command(
         return run
 
     return decorate
+
+
+# ---------------------------------------------------------------------------- helpers the commands share
+def print_summary(summary: dict[str, Any], as_json: bool, keys: tuple[str, ...] = ()) -> None:
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+        return
+    for key in keys or tuple(summary):
+        if key in summary:
+            print(f"{key}: {summary[key]}")
+
+
+def json_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")

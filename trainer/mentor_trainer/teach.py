@@ -21,37 +21,32 @@ import argparse
 import asyncio
 import json
 import os
-import random
-import re
 import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from .chat import canonical_number, parse_assistant_turn, prompt_without_tool_block
+from .teach_endpoint import _TRANSIENT as _TRANSIENT
+from .teach_endpoint import FAILURE_REASONS as FAILURE_REASONS
+from .teach_endpoint import ChatEndpoint as ChatEndpoint
+from .teach_endpoint import EndpointError as EndpointError
+from .teach_endpoint import Reply as Reply
+from .teach_endpoint import TeachOptions as TeachOptions
+from .teach_endpoint import TeachReport as TeachReport
+from .teach_endpoint import chat_completions_url as chat_completions_url
+from .teach_files import Task as Task
+from .teach_files import _load_progress as _load_progress
+from .teach_files import _prompt, _Writer
+from .teach_files import attempts_path as attempts_path
+from .teach_files import make_tasks as make_tasks
+from .teach_files import report_path as report_path
 
 if TYPE_CHECKING:  # httpx loads when a run starts, so registering the command costs nothing
     import httpx
-
-# Why an attempt was discarded (exactly one per discarded attempt).
-FAILURE_REASONS = (
-    "wrong_answer",  # a boxed answer that does not verify
-    "no_answer",  # a final turn without a \boxed{} answer
-    "truncated",  # the final turn hit the token limit
-    "turn_limit",  # still calling tools after --max-turns requests
-    "tool_errors",  # a correct answer after failed or malformed calls (see --allow-tool-errors)
-    "request_failed",  # the endpoint kept failing (after retries), or timed out
-    "request_rejected",  # the endpoint refused the request (a 4xx other than auth / not found)
-    "bad_response",  # a 200 whose body is not a chat completion
-)
-# Attempts that say nothing about the model: a rerun tries the task again.
-_TRANSIENT = frozenset({"request_failed"})
-_RETRY_STATUS = frozenset({408, 409, 425, 429})
-_FATAL_STATUS = frozenset({401, 403, 404})
-_MAX_BACKOFF_S = 30.0
 
 TEACH_HELP = "collect verified teacher traces from an OpenAI-compatible endpoint (rejection sampling)"
 TEACH_DESCRIPTION = (
@@ -69,215 +64,6 @@ TEACH_EXAMPLES = (
     "mentor-train teach --endpoint http://localhost:8001 --model runs/teacher --data data/bench "
     "--out t.jsonl   (after: transformers serve runs/teacher --port 8001)",
 )
-
-
-class EndpointError(RuntimeError):
-    """The endpoint cannot serve this run at all (unreachable, bad key, unknown model): stop, do not retry."""
-
-
-# ---------------------------------------------------------------------------- options and report
-@dataclass(frozen=True, slots=True)
-class TeachOptions:
-    """How to talk to the teacher and how hard to try.
-
-    `toolset` None uses each row's own `toolset` column (else "calculator"). `samples_per_task`
-    is the number of attempts per task; attempts stop early once `keep_per_task` traces of the
-    task were kept. `max_turns` counts requests (assistant turns) per attempt. `temperature`,
-    `max_tokens` and `seed` are sent only when set; `extra_body` is merged into every request
-    (e.g. `{"top_p": 0.9, "chat_template_kwargs": {"enable_thinking": false}}`).
-    """
-
-    endpoint: str
-    model: str
-    api_key: str | None = None
-    toolset: str | None = None
-    max_turns: int = 6
-    samples_per_task: int = 1
-    keep_per_task: int = 1
-    concurrency: int = 8
-    max_retries: int = 3
-    backoff_s: float = 1.0
-    timeout_s: float = 300.0
-    temperature: float | None = None
-    max_tokens: int | None = None
-    seed: int | None = None
-    extra_body: dict[str, Any] | None = None
-    allow_tool_errors: bool = False
-    retry_failed: bool = False
-    limit: int | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("max_turns", "samples_per_task", "keep_per_task", "concurrency"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name.replace('_', '-')} must be at least 1")
-        if self.max_retries < 0:
-            raise ValueError("max-retries must be 0 or more")
-        if self.keep_per_task > self.samples_per_task:
-            raise ValueError("keep-per-task cannot exceed samples-per-task")
-
-
-@dataclass
-class TeachReport:
-    """What a run did. Counts are this run's; `skipped` tasks were already done by an earlier run."""
-
-    endpoint: str
-    model: str
-    split: str
-    out: str
-    tasks: int = 0
-    skipped: int = 0
-    attempted_tasks: int = 0
-    attempts: int = 0
-    kept: int = 0
-    kept_tasks: int = 0
-    failures: dict[str, int] = field(default_factory=dict)
-    examples: dict[str, str] = field(default_factory=dict)  # the first message seen per failure reason
-    requests: int = 0
-    retries: int = 0
-    tool_calls: int = 0
-    seconds: float = 0.0
-
-    @property
-    def keep_rate(self) -> float:
-        return self.kept / self.attempts if self.attempts else 0.0
-
-    @property
-    def task_keep_rate(self) -> float:
-        return self.kept_tasks / self.attempted_tasks if self.attempted_tasks else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["keep_rate"] = round(self.keep_rate, 4)
-        data["task_keep_rate"] = round(self.task_keep_rate, 4)
-        return data
-
-    def lines(self) -> list[str]:
-        failures = ", ".join(f"{k} {v}" for k, v in sorted(self.failures.items(), key=lambda kv: -kv[1]))
-        return [
-            f"tasks: {self.tasks} ({self.skipped} already done, {self.attempted_tasks} attempted)",
-            f"attempts: {self.attempts}, kept: {self.kept} (keep rate {self.keep_rate:.1%}; "
-            f"tasks with a kept trace {self.kept_tasks}/{self.attempted_tasks})",
-            f"failures: {failures or 'none'}",
-            f"requests: {self.requests} ({self.retries} retries), tool calls: {self.tool_calls}, {self.seconds:.1f} s",
-        ]
-
-
-# ---------------------------------------------------------------------------- the endpoint
-def chat_completions_url(endpoint: str) -> str:
-    """`http://h:p`, `http://h:p/v1` or the full `.../chat/completions` URL → the full URL."""
-    url = endpoint.strip().rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        raise ValueError(f"--endpoint must be an http(s) URL, got {endpoint!r}")
-    if url.endswith("/chat/completions"):
-        return url
-    if re.search(r"/v\d+[a-z]*$", url):
-        return url + "/chat/completions"
-    return url + "/v1/chat/completions"
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """One chat completion: the assistant message and why it stopped, or why there is none."""
-
-    message: dict[str, Any] | None
-    finish_reason: str | None = None
-    failure: str | None = None
-    detail: str = ""
-
-
-class ChatEndpoint:
-    """POSTs chat completions with retries: connection errors, timeouts, 408/409/425/429 and 5xx are
-    retried with exponential backoff and jitter (a `Retry-After` header wins); 401/403/404 stop the
-    run (`EndpointError`); other 4xx fail the attempt. `transport` swaps the network (tests)."""
-
-    def __init__(self, options: TeachOptions, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        import httpx
-
-        self.url = chat_completions_url(options.endpoint)
-        self.options = options
-        headers = {"Authorization": f"Bearer {options.api_key}"} if options.api_key else {}
-        self._client = httpx.AsyncClient(
-            headers=headers,
-            timeout=httpx.Timeout(options.timeout_s, connect=min(options.timeout_s, 10.0)),
-            limits=httpx.Limits(max_connections=options.concurrency, max_keepalive_connections=options.concurrency),
-            transport=transport,
-        )
-        self._semaphore = asyncio.Semaphore(options.concurrency)
-        self.requests = 0
-        self.retries = 0
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-    def body(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], sample: int) -> dict[str, Any]:
-        o = self.options
-        body: dict[str, Any] = {"model": o.model, "messages": messages}
-        if tools:
-            body["tools"] = tools
-        if o.temperature is not None:
-            body["temperature"] = o.temperature
-        if o.max_tokens is not None:
-            body["max_tokens"] = o.max_tokens
-        if o.seed is not None:
-            body["seed"] = o.seed + sample
-        body.update(o.extra_body or {})
-        return body
-
-    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
-        if response is not None:
-            header = response.headers.get("retry-after")
-            if header is not None:
-                try:
-                    return min(max(float(header), 0.0), _MAX_BACKOFF_S)
-                except ValueError:
-                    pass  # an HTTP date: fall back to our own backoff
-        base = self.options.backoff_s * 2.0**attempt
-        return min(base * (0.5 + random.random()), _MAX_BACKOFF_S)
-
-    async def complete(self, body: dict[str, Any]) -> Reply:
-        import httpx
-
-        last = ""
-        refused = False
-        for attempt in range(self.options.max_retries + 1):
-            response: httpx.Response | None = None
-            async with self._semaphore:
-                self.requests += 1
-                try:
-                    response = await self._client.post(self.url, json=body)
-                except httpx.ConnectError as exc:
-                    refused, last = True, f"cannot connect to {self.url}: {exc}"
-                except httpx.TransportError as exc:
-                    refused, last = False, f"{type(exc).__name__}: {exc}"
-            if response is not None:
-                refused = False
-                status = response.status_code
-                if status < 400:
-                    return _read_reply(response)
-                last = f"HTTP {status}: {response.text[:300]}"
-                if status in _FATAL_STATUS:
-                    raise EndpointError(f"{self.url} answered {last} (check --endpoint, --model and --api-key)")
-                if status not in _RETRY_STATUS and status < 500:
-                    return Reply(None, failure="request_rejected", detail=last)
-            if attempt < self.options.max_retries:
-                self.retries += 1
-                await asyncio.sleep(self._delay(attempt, response))
-        if refused:
-            # Nothing listens there: every other task would fail the same way, so stop now.
-            raise EndpointError(f"{last} (after {self.options.max_retries + 1} tries)")
-        return Reply(None, failure="request_failed", detail=last)
-
-
-def _read_reply(response: httpx.Response) -> Reply:
-    try:
-        data = response.json()
-        choice = data["choices"][0]
-        message = choice["message"]
-        if not isinstance(message, dict):
-            raise TypeError("message is not an object")
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
-        return Reply(None, failure="bad_response", detail=f"not a chat completion ({exc}): {response.text[:300]}")
-    return Reply(message, finish_reason=choice.get("finish_reason"))
 
 
 # ---------------------------------------------------------------------------- one assistant turn
@@ -356,41 +142,6 @@ class Attempt:
             "turns": self.turns,
             "calls": self.calls,
         }
-
-
-@dataclass(frozen=True, slots=True)
-class Task:
-    id: str
-    row: dict[str, Any]
-    toolset: str
-    ground_truths: tuple[str, ...]
-
-
-def _prompt(row: dict[str, Any]) -> list[dict[str, Any]]:
-    prompt = row.get("prompt")
-    if isinstance(prompt, str):
-        return [{"role": "user", "content": prompt}]
-    if not isinstance(prompt, list) or not prompt:
-        raise ValueError(f"row {row.get('id')!r}: 'prompt' must be a message list or a string")
-    return [dict(m) for m in prompt]
-
-
-def _ground_truths(row: dict[str, Any]) -> tuple[str, ...]:
-    gt = row.get("ground_truth")
-    values = gt if isinstance(gt, list) else [gt]
-    out = tuple(str(v) for v in values if v is not None and str(v).strip())
-    if not out:
-        raise ValueError(f"row {row.get('id')!r} has no ground_truth")
-    return out
-
-
-def make_tasks(rows: Sequence[dict[str, Any]], split: str, toolset: str | None) -> list[Task]:
-    tasks = []
-    for i, row in enumerate(rows):
-        task_id = str(row.get("id") or f"{split}-{i:05d}")
-        _prompt(row)
-        tasks.append(Task(task_id, row, toolset or str(row.get("toolset") or "calculator"), _ground_truths(row)))
-    return tasks
 
 
 @dataclass
@@ -520,81 +271,6 @@ class _Teacher:
     @staticmethod
     def _discard(task: Task, sample: int, state: _Rollout, reason: str, detail: str, turns: int) -> Attempt:
         return Attempt(task.id, sample, None, reason, detail, turns, state.calls)
-
-
-# ---------------------------------------------------------------------------- files and resuming
-def attempts_path(out: str | Path) -> Path:
-    out = Path(out)
-    return out.with_name(out.name + ".attempts.jsonl") if out.suffix != ".jsonl" else out.with_suffix(".attempts.jsonl")
-
-
-def report_path(out: str | Path) -> Path:
-    out = Path(out)
-    return out.with_suffix(".report.json") if out.suffix == ".jsonl" else out.with_name(out.name + ".report.json")
-
-
-def _read_jsonl_repairing(path: Path) -> list[dict[str, Any]]:
-    """Rows of an append-only JSONL file; a torn last line (the process died mid-write) is cut off
-    so the next append starts on a fresh line."""
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        cut = data.rfind(b"\n") + 1
-        with path.open("r+b") as fh:
-            fh.truncate(cut)
-        data = data[:cut]
-    rows = []
-    for line in data.decode("utf-8").splitlines():
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return rows
-
-
-@dataclass
-class _Progress:
-    """What earlier runs left in the output files, per task id."""
-
-    kept: Counter[str] = field(default_factory=Counter)
-    judged: Counter[str] = field(default_factory=Counter)
-
-    def done(self, task_id: str, options: TeachOptions) -> bool:
-        if self.kept[task_id] >= options.keep_per_task:
-            return True
-        return not options.retry_failed and self.judged[task_id] >= options.samples_per_task
-
-
-def _load_progress(out: Path) -> _Progress:
-    progress = _Progress()
-    for row in _read_jsonl_repairing(out):
-        progress.kept[str(row.get("id"))] += 1
-    for entry in _read_jsonl_repairing(attempts_path(out)):
-        if entry.get("reason") not in _TRANSIENT:
-            progress.judged[str(entry.get("id"))] += 1
-    return progress
-
-
-class _Writer:
-    """Appends rows and attempt entries, one flushed line each (the event loop serialises writes)."""
-
-    def __init__(self, out: Path) -> None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        self._rows: TextIO = out.open("a", encoding="utf-8")
-        self._log: TextIO = attempts_path(out).open("a", encoding="utf-8")
-
-    def write(self, attempt: Attempt) -> None:
-        if attempt.row is not None:
-            self._rows.write(json.dumps(attempt.row, ensure_ascii=False, sort_keys=True) + "\n")
-            self._rows.flush()
-        self._log.write(json.dumps(attempt.log_entry(), ensure_ascii=False) + "\n")
-        self._log.flush()
-
-    def close(self) -> None:
-        self._rows.close()
-        self._log.close()
 
 
 # ---------------------------------------------------------------------------- the run
