@@ -155,3 +155,50 @@ def test_the_trl_adapter_gives_the_services_rewards(service: ServiceProcess, ove
     for i in refused:
         with pytest.raises(Exception, match="row 0"):
             call([i])
+
+
+def _label_items(over_http: list[dict[str, Any]]) -> list[int]:
+    # Items a trainer's label column can carry: text completions with the ground truth and tools.
+    columns = {"completion", "ground_truth", "teacher_tools"}
+    return [
+        i
+        for i, item in enumerate(ITEMS)
+        if isinstance(item, dict) and isinstance(item.get("completion"), str) and set(item) <= columns
+    ]
+
+
+def test_the_verl_and_openrlhf_adapters_give_the_services_rewards(
+    service: ServiceProcess, over_http: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mentor_client.adapters import openrlhf_reward_func, verl
+
+    monkeypatch.setenv("MENTOR_REWARD_URL", service.base_url)
+    monkeypatch.setenv("MENTOR_REWARD_PRESET", "mentor")
+    monkeypatch.setenv("MENTOR_REWARD_FINISHED", "detect")  # read the EOS from the text, as the service does
+    monkeypatch.setattr(verl, "_SERVICES", {})
+    for i in _label_items(over_http):
+        item = ITEMS[i]
+        label = json.dumps({"ground_truth": item.get("ground_truth"), "teacher_tools": item.get("teacher_tools")})
+        want = over_http[i]
+        if want["error"] is not None:
+            # The row is refused, named, rather than given a number.
+            with pytest.raises(Exception, match="ground_truth"):
+                verl.compute_score_sync("contract", item["completion"], label)
+            with pytest.raises(Exception, match="ground_truth"):
+                openrlhf_reward_func.reward_func([item["completion"]], [""], [label])
+            continue
+        got = verl.compute_score_sync("contract", item["completion"], label)
+        assert got["score"] == pytest.approx(want["reward"]), IDS[i]
+        assert {k: v for k, v in got.items() if k != "score"} == want["components"], IDS[i]
+        out = openrlhf_reward_func.reward_func([item["completion"]], [""], [label])
+        assert float(out["rewards"][0]) == pytest.approx(want["reward"]), IDS[i]
+        url = httpx.post(
+            service.base_url + "/v1/openrlhf",
+            content=json.dumps({"query": [item["completion"]], "prompts": [""], "labels": [label]}, ensure_ascii=True),
+            headers={"content-type": "application/json"},
+            timeout=60,
+        ).json()
+        assert url["rewards"][0] == pytest.approx(want["reward"]), IDS[i]
+        assert {k: float(v[0]) for k, v in out["extra_logs"].items()} == {
+            k: v[0] for k, v in url["extra_logs"].items()
+        }, IDS[i]
