@@ -33,7 +33,6 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from .demo import RewardServiceProcess
 from .experiment_report import TOOL_METRICS, build_tables, render_report
 from .experiment_sizes import EVAL_PRESET, METHODS, SIZES, ExperimentOptions, ExperimentSize
 from .experiment_stages import (
@@ -49,6 +48,7 @@ from .experiment_stages import (
 )
 from .experiment_timing import CALIBRATION_STEPS, BudgetPlan, busy_seconds, plan_runs, plan_steps
 from .runtime import configure_offline
+from .service import RewardServiceProcess
 from .tools import ToolRunner
 
 __all__ = [
