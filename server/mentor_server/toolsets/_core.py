@@ -10,6 +10,10 @@ holding the same schema). Execution happens in a worker thread with a deadline: 
 raises or overruns becomes a `ToolExecution` with `ok=False` and an `error_type`, never an
 exception for the caller.
 
+Argument schemas are compiled by `_schemas` (RE2 for every regex, bounded size). Text this
+module returns (messages, `content`) never holds a lone UTF-16 surrogate: one in a tool name,
+an argument key or a result is written as a `\\udXXX` escape, so a response can always be sent.
+
 Results are shown to the model as `content`, rendered canonically by `render_content`:
 strings as they are; numbers, booleans and None as Python's `str()` spells them, except that
 a float is first rounded to 15 significant digits and an integral float loses its `.0`
@@ -24,7 +28,6 @@ import copy
 import functools
 import json
 import math
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -33,8 +36,11 @@ from typing import Any, Literal
 
 import jsonschema
 from jsonschema.protocols import Validator
+from referencing.exceptions import Unresolvable
 
 from ._errors import config_error
+from ._schemas import _compile as _compile  # the shared validator cache, inspected by tests
+from ._schemas import additional_keys, compile_validator, pattern_search, safe_text
 
 ErrorType = Literal["unknown_tool", "invalid_arguments", "not_executable", "tool_error", "timeout", "overloaded"]
 """Why an execution failed: the tool is not in the toolset; its arguments break the schema;
@@ -146,32 +152,6 @@ _NO_FAST_CHECK: FastCheck = _no_fast_check
 _fast_checks: dict[int, tuple[Validator, FastCheck]] = {}
 
 
-@functools.lru_cache(maxsize=4096)
-def _compile(canonical_schema: str) -> Validator:
-    schema = json.loads(canonical_schema)
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    cls.check_schema(schema)
-    return cls(schema)
-
-
-def compile_validator(parameters: Mapping[str, Any], param: str) -> Validator:
-    """Compile (or fetch from the shared cache) the validator for one tool's parameter schema.
-
-    The draft follows the schema's `$schema` (Draft 2020-12 when absent). A schema that is not
-    JSON-serialisable or not a valid JSON schema raises ScoringConfigError naming `param` and,
-    for invalid schemas, the path inside it.
-    """
-    try:
-        canonical = json.dumps(parameters, sort_keys=True, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise config_error(f"{param}: the schema is not plain JSON ({exc})", param) from exc
-    try:
-        return _compile(canonical)
-    except jsonschema.SchemaError as exc:
-        where = param + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in exc.absolute_path)
-        raise config_error(f"{where}: not a valid JSON schema: {_shorten(exc.message)}", where) from exc
-
-
 def _argument_path(path: Iterable[Any]) -> str:
     return "arguments" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
 
@@ -180,9 +160,7 @@ def _unexpected_keys(error: jsonschema.ValidationError) -> list[str]:
     instance, schema = error.instance, error.schema
     if not isinstance(instance, dict) or not isinstance(schema, dict):
         return []
-    declared = schema.get("properties", {})
-    patterns = list(schema.get("patternProperties", {}))
-    return [str(key) for key in instance if key not in declared and not any(re.search(p, str(key)) for p in patterns)]
+    return [str(key) for key in additional_keys(instance, schema)]
 
 
 def _messages(error: jsonschema.ValidationError) -> list[str]:
@@ -222,7 +200,7 @@ def _fast_value_ok(value: Any, rule: Mapping[str, Any]) -> bool:
         if not isinstance(value, str):
             return False
         pattern = rule.get("pattern")
-        if pattern is not None and re.search(pattern, value) is None:
+        if pattern is not None and not pattern_search(pattern, value):
             return False
     elif kind == "integer":
         if not isinstance(value, int):
@@ -283,9 +261,14 @@ def _validate(validator: Validator, arguments: Any) -> list[str]:
     if fast is not _NO_FAST_CHECK and fast(arguments):
         return []
     found: dict[str, None] = {}  # ordered set: one missing key can be reported by several errors
-    for error in validator.iter_errors(arguments):
-        for message in _messages(error):
-            found[message] = None
+    try:
+        for error in validator.iter_errors(arguments):
+            for message in _messages(error):
+                found[safe_text(message)] = None  # a key may hold a lone surrogate
+    except RecursionError:  # the schema was applied to `{}` at compile time: the arguments are too deep
+        return ["arguments: nest too deeply to check against the tool's schema"]
+    except Unresolvable as exc:  # a `$ref` reached only by some arguments
+        return [safe_text(_shorten(f"arguments: the tool's schema refers to something unresolvable: {exc}"))]
     messages = sorted(found)
     if len(messages) > MAX_MESSAGES:
         hidden = len(messages) - MAX_MESSAGES
@@ -409,10 +392,11 @@ class Toolset:
         start = time.perf_counter()
 
         def failure(error_type: ErrorType, message: str, content: str | None = None) -> ToolExecution:
+            message = safe_text(message)  # a tool name or a tool's error may hold a lone surrogate
             return ToolExecution(
                 ok=False,
                 result=None,
-                content=_error_content(content if content is not None else message),
+                content=_error_content(safe_text(content) if content is not None else message),
                 error_type=error_type,
                 error_message=message,
                 elapsed_s=time.perf_counter() - start,
@@ -445,7 +429,7 @@ class Toolset:
         if status == "error":
             return failure("tool_error", f"{type(value).__name__}: {value}", content=str(value) or type(value).__name__)
         try:
-            content = render_content(value)
-        except Exception as exc:  # e.g. a self-referencing structure
+            content = safe_text(render_content(value))
+        except Exception as exc:  # e.g. a self-referencing structure, an int too long to write
             return failure("tool_error", f"the result could not be rendered: {type(exc).__name__}: {exc}")
         return ToolExecution(ok=True, result=value, content=content, elapsed_s=time.perf_counter() - start)

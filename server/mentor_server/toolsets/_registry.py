@@ -19,8 +19,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ._core import Tool, Toolset, compile_validator
+from ._core import Tool, Toolset
 from ._errors import config_error
+from ._schemas import compile_validator, safe_text
 from .calculator import CALCULATOR
 from .dates import DATES
 from .units import UNITS
@@ -159,6 +160,10 @@ def _tool_from_schema(item: Any, where: str, bfcl_types: bool) -> Tool:
         raise config_error(
             f"{prefix}.description: expected a string, got {type(description).__name__}",
             f"{prefix}.description",
+        )
+    if safe_text(description) is not description:  # it would make every response that lists it unsendable
+        raise config_error(
+            f"{prefix}.description: holds a lone UTF-16 surrogate (not valid Unicode text)", f"{prefix}.description"
         )
     # A private copy: the caller's request dict may change after the validator was compiled.
     parameters = copy.deepcopy(body.get("parameters", _EMPTY_PARAMETERS))
