@@ -1,16 +1,23 @@
 # The README's two commands: `make run` and `make test`. Nothing else is needed on a fresh machine.
 PYTHON ?= python3
-VENV := .venv
+# Another folder for a separate environment: `make run VENV=/tmp/mentor-venv`.
+VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Where the service listens for `make run` (it binds 127.0.0.1 only).
+PORT ?= 8000
+# pip takes torch from its configured indexes. From PyPI on Linux x86-64 that is the CUDA build
+# (with several GB of NVIDIA libraries); on a machine without an NVIDIA GPU, point this at
+# PyTorch's CPU wheel index instead (see the README's "Install" section).
+TORCH_INDEX ?=
 
 .PHONY: install trainers run test lint typecheck demo bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	# torch first, pinned to the local CPU build, so nothing later pulls a CUDA wheel.
-	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
+	# torch first and pinned, so that the training stack below never pulls a second build of it.
+	$(BIN)/python -m pip install -q -c constraints.txt $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) torch==2.13.0
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[all]"
 	touch $(STAMP)
 
@@ -26,8 +33,18 @@ $(TRAINERS): $(STAMP) tests/trainers/requirements.txt tests/trainers/requirement
 
 trainers: $(TRAINERS)
 
-run: install
-	$(BIN)/mentor-reward serve
+# The service alone: the `server` extra (no torch, no training stack), in the same venv.
+SERVER_STAMP := $(VENV)/.server-installed
+$(SERVER_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -e ".[server]"
+	touch $(SERVER_STAMP)
+
+run: $(SERVER_STAMP)
+	@echo "MENTOR reward service on http://127.0.0.1:$(PORT)  (API docs: http://127.0.0.1:$(PORT)/docs; Ctrl-C stops it)"
+	@echo "Once it logs 'Application startup complete', try in another shell:"
+	@echo "  curl -s http://127.0.0.1:$(PORT)/v1/presets"
+	$(BIN)/mentor-reward serve --port $(PORT)
 
 lint: install
 	$(BIN)/ruff check .
