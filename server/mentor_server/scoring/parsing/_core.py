@@ -110,6 +110,42 @@ class _Accumulator:
         )
 
 
+# Below this many bits every int has at most ~4,200 digits: under Python's str() limit (4,300
+# by default), so the exact check (which converts) only runs for the rare larger ones.
+_SURELY_WRITABLE_BITS = 14_000
+
+
+def unwritable_int(value: int) -> bool:
+    """True for an int that `str()`/`json.dumps` refuse to write (past the int-to-str digit limit)."""
+    if value.bit_length() <= _SURELY_WRITABLE_BITS:
+        return False
+    try:
+        str(value)
+    except ValueError:
+        return True
+    return False
+
+
+def holds_unwritable_int(value: Any) -> bool:
+    """True when a decoded value (dicts and lists, any depth) holds an int `str()` cannot write.
+
+    Only values that did not come from `json.loads` can (chat messages built in Python); such an
+    int would fail whatever writes the call later (its raw text, a cache key, a response).
+    Iterative, so depth costs no recursion.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, int) and not isinstance(item, bool):
+            if unwritable_int(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
+
+
 def json_error(exc: BaseException) -> str:
     """A short description of why a JSON text did not decode."""
     if isinstance(exc, json.JSONDecodeError):

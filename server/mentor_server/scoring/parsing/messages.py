@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..types import ParsedRollout
-from ._core import _Accumulator, call_from_object
+from ._core import _Accumulator, call_from_object, holds_unwritable_int
 
 TextScanner = Callable[[str, _Accumulator], str]
 """Reads calls/results from one text into the accumulator and returns the text's answer part."""
@@ -72,7 +72,11 @@ def _raw(value: Any) -> str:
     try:
         return json.dumps(value, ensure_ascii=False, default=repr)
     except (TypeError, ValueError, RecursionError):
+        pass
+    try:
         return repr(value)[:1000]
+    except (ValueError, RecursionError):  # e.g. an int past the int-to-str digit limit
+        return f"<{type(value).__name__} that cannot be written as text>"
 
 
 def _structured_call(acc: _Accumulator, call: Any) -> None:
@@ -82,6 +86,8 @@ def _structured_call(acc: _Accumulator, call: Any) -> None:
     function = call.get("function")
     body = function if isinstance(function, dict) else call
     name, arguments, error = call_from_object(body)
+    if error is None and holds_unwritable_int(arguments):
+        arguments, error = {}, "arguments hold an integer too long to write in decimal"
     call_id = call.get("id")
     acc.add_call(name, arguments, _raw(body), error, call_id if isinstance(call_id, str) else None)
 

@@ -8,8 +8,8 @@ the reason, while the other calls of the list are still read. Dotted names keep 
 Bounds. `ast` needs ~500 bytes of memory and a few microseconds per source character, so a
 call list longer than `MAX_CALL_LIST_CHARS` is not parsed: it becomes one malformed call
 saying so (under `auto`, text without any `(` is never handed to `ast`, since it cannot hold a
-call). Integers past `MAX_INT_BITS` are refused like any other non-literal: neither JSON nor
-`str()` can write them back. Each call's raw text is cut from the source by offsets computed
+call). Integers past Python's int-to-str digit limit are refused like any other non-literal:
+neither JSON nor `str()` could write them back. Each call's raw text is cut from the source by offsets computed
 once, so reading n calls is linear (`ast.get_source_segment` re-splits the source per call).
 """
 
@@ -19,7 +19,7 @@ import ast
 import re
 
 from ..types import JSONValue, ParsedRollout
-from ._core import _Accumulator, finished_from_text
+from ._core import _Accumulator, finished_from_text, unwritable_int
 from ._registry import Completion, register_parser
 from .messages import parse_messages
 
@@ -33,8 +33,6 @@ _LINE_BREAK_BYTES = re.compile(rb"\r\n|\r|\n")
 
 MAX_CALL_LIST_CHARS = 128 * 1024
 """Longest source handed to `ast.parse` (~70 MB and ~0.5 s at this size)."""
-MAX_INT_BITS = 14_000
-"""Largest integer argument accepted (~4,200 digits: below Python's 4,300-digit str() limit)."""
 
 
 class _NotLiteral(Exception):
@@ -44,8 +42,8 @@ class _NotLiteral(Exception):
 def _literal(node: ast.expr) -> JSONValue:
     if isinstance(node, ast.Constant):
         constant = node.value
-        if isinstance(constant, int) and not isinstance(constant, bool) and constant.bit_length() > MAX_INT_BITS:
-            raise _NotLiteral(f"integer of more than {MAX_INT_BITS} bits")
+        if isinstance(constant, int) and unwritable_int(constant):  # a hex literal has no digit limit
+            raise _NotLiteral("integer too long to write in decimal")
         if constant is None or isinstance(constant, (str, int, float)):  # bool is an int
             return constant
         raise _NotLiteral(f"{type(constant).__name__} constant")
