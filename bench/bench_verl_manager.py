@@ -1,7 +1,7 @@
 """verl reward manager overhead: one 1024-item step through `MentorRewardManager` and a live
 service, as a ratio to scoring the same items with the in-process engine.
 
-The step is the shared trainer catalogue (tests/trainers/catalogue.py) repeated to N items.
+The step is the shared trainer catalogue (tests/trainers/trainers_catalogue.py) repeated to N items.
 The manager is driven as verl's reward loop drives it: `run_single` once per sample, all at once
 on one event loop (token ids in, a tiny local tokenizer decodes them); it sends one request per
 step. The service runs with one scoring worker, so the ratio measures what the manager and
@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 sys.path.insert(0, str(ROOT / "tests" / "trainers"))
 
-from catalogue import CASES, corpus  # noqa: E402
 from service_process import ServiceProcess, free_port, service_env  # noqa: E402
+from trainers_catalogue import CASES, corpus  # noqa: E402
 
 from mentor_client import LocalBackend  # noqa: E402
 from mentor_client.adapters.verl_manager import MentorRewardManager  # noqa: E402

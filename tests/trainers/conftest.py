@@ -7,12 +7,9 @@ a missing trainer is a failure: CI must prove the contracts, not skip them.
 
 from __future__ import annotations
 
-import importlib
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 os.environ["CUDA_VISIBLE_DEVICES"] = ""
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -20,25 +17,15 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("RAY_DISABLE_IMPORT_WARNING", "1")
 
+import sys
+
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 
-from service_process import ServiceProcess, free_port, service_env  # noqa: E402
+from service_process import ServiceProcess, free_port, service_env
 
-from mentor_client import RewardClient  # noqa: E402
-
-
-def require(module: str) -> Any:
-    """Import a trainer module; skip without it, but fail under CI (`make test` installs it)."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"{module} is not installed: run `make trainers` ({exc})")
-        pytest.skip(f"{module} is not installed (`make trainers` installs it): {exc}")
+from mentor_client import RewardClient
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +47,7 @@ def client(service: ServiceProcess) -> Iterator[RewardClient]:
 @pytest.fixture(scope="session")
 def tokenizer_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Two tiny tokenizers saved to disk, as verl loads them: ChatML EOS and a `</s>` EOS."""
-    from catalogue import corpus
+    from trainers_catalogue import corpus
 
     from mentor_trainer.tiny import build_tokenizer
 

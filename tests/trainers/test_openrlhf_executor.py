@@ -21,8 +21,8 @@ from typing import Any
 from unittest.mock import MagicMock
 
 import pytest
-from catalogue import CASES, label_column, service_answers
-from conftest import require
+from trainers_catalogue import CASES, label_column, service_answers
+from trainers_support import require
 
 from mentor_client import RewardClient
 from mentor_client.adapters import openrlhf_reward_func

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from catalogue import corpus
-from conftest import ROOT, require
 from service_process import SOURCE_DIRS
+from trainers_catalogue import corpus
+from trainers_support import ROOT, require
 
 from mentor_client import RewardClient
 

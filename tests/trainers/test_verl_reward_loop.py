@@ -20,8 +20,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from catalogue import CASES, PRESETS, label_column, service_answers
-from conftest import require
+from trainers_catalogue import CASES, PRESETS, label_column, service_answers
+from trainers_support import require
 
 from mentor_client import RewardClient
 
