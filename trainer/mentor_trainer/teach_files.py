@@ -20,7 +20,8 @@ from .teach_endpoint import _TRANSIENT, TeachOptions
 class Logged(Protocol):
     """What the writer needs of an attempt: the kept row (or None) and its log line."""
 
-    row: dict[str, Any] | None
+    @property
+    def row(self) -> dict[str, Any] | None: ...
 
     def log_entry(self) -> dict[str, Any]: ...
 
