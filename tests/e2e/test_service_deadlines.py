@@ -14,6 +14,8 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -199,3 +201,50 @@ def _busy_workers(sid: int) -> int:
         if stat[stat.rindex(")") + 2] == "R":
             busy += 1
     return busy
+
+
+def test_with_exit_with_parent_the_service_goes_when_its_parent_is_killed(tmp_path: Path) -> None:
+    port = free_port()
+    env = service_env(exit_with_parent="true")
+    launcher = (
+        "import subprocess, sys, time\n"
+        f"subprocess.Popen([sys.executable, '-m', 'mentor_server.cli', 'serve', '--port', '{port}'])\n"
+        "time.sleep(3600)\n"
+    )
+    log = (tmp_path / "parent.log").open("wb")
+    parent = subprocess.Popen(
+        [sys.executable, "-c", launcher], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    log.close()
+    sid = parent.pid
+    try:
+        _wait_for(lambda: _ready(port), 180, "the service started by the launcher answering /readyz")
+        assert len(worker_pids_of_any_server(sid)) == 2
+        os.kill(parent.pid, signal.SIGKILL)  # an experiment runner killed by its time-out
+        parent.wait(30)
+        _wait_for(lambda: not session_processes(sid), 60, "the orphaned service and its workers ending")
+    finally:
+        for pid in session_processes(sid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _ready(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def worker_pids_of_any_server(sid: int) -> list[int]:
+    """The scoring workers in session `sid`, whichever process of it runs the service."""
+    processes = session_processes(sid)
+    servers = [pid for pid, cmd in processes.items() if "multiprocessing.forkserver" in cmd]
+    return [pid for pid in processes if any(_parent(pid) == server for server in servers)]
+
+
+def _parent(pid: int) -> int:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return -1
+    return int(stat[stat.rindex(")") + 2 :].split()[1])

@@ -44,6 +44,7 @@ from .errors import install_error_handlers
 from .guards import ApiKeyMiddleware, BodySizeMiddleware, check_query_parameters
 from .metrics import MetricsMiddleware
 from .pool import ScoringPool
+from .processes import die_with_parent
 from .routes import discovery, health, openrlhf, records, score, tools
 from .settings import ServiceSettings
 from .state import ServiceState
@@ -214,6 +215,9 @@ def run_server(
     # was installed before it. The default one would kill the interpreter on the spot, skipping
     # its clean-up (multiprocessing's semaphores then leak, with warnings); this one exits.
     signal.signal(signal.SIGTERM, _exit_after_graceful_shutdown)
+    if settings.exit_with_parent:
+        # SIGTERM, not SIGKILL: the usual graceful shutdown (bounded by graceful_shutdown_s).
+        die_with_parent(signal.SIGTERM)
     # In-flight requests get graceful_shutdown_s less the reserve; then they are cancelled, the
     # workers killed and the record flushed; `_Server` ends the process at graceful_shutdown_s.
     drain_s = max(1, int(settings.graceful_shutdown_s - shutdown_reserve_s(settings)))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,11 @@ def _records(args: argparse.Namespace) -> int:
     if not path.exists():
         print(f"error: no record file at {str(path)!r}", file=sys.stderr)
         return 2
-    rows = query_records(path, run_id=args.run_id, step=args.step, limit=args.limit, offset=args.offset)
+    try:
+        rows = query_records(path, run_id=args.run_id, step=args.step, limit=args.limit, offset=args.offset)
+    except sqlite3.DatabaseError as exc:
+        print(f"error: {str(path)!r} is not a readable record file ({exc})", file=sys.stderr)
+        return 2
     for row in rows:
         if args.format == "jsonl":
             print(json.dumps(row, ensure_ascii=False))

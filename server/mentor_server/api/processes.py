@@ -57,17 +57,21 @@ def mp_context() -> multiprocessing.context.BaseContext:
 
 
 # ---------------------------------------------------------------------------- worker side
-def die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent exits (a no-op elsewhere).
+def die_with_parent(signum: int = signal.SIGKILL) -> None:
+    """Ask Linux to send `signum` to this process when its parent exits (a no-op elsewhere).
 
     The signal is tied to the thread that forked this process: for a worker that is the
-    forkserver's only thread, which lives exactly as long as the service.
+    forkserver's only thread, which lives exactly as long as the service. A parent that is
+    already gone (the request raced its death) gets the signal sent at once.
     """
     if not sys.platform.startswith("linux"):
         return
+    parent = os.getppid()
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
+    if parent == 1 or not _alive(parent):
+        os.kill(os.getpid(), signum)
 
 
 def _release_forkserver() -> None:

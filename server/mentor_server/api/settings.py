@@ -83,6 +83,10 @@ class ServiceSettings(BaseSettings):
     # requests get most of it, then the workers are killed and the record flushed.
     graceful_shutdown_s: float = Field(default=60.0, ge=1)
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
+    # For a service started by another program (an experiment runner): when that parent dies,
+    # even by kill -9 or a time-out, the service goes too instead of living on as an orphan
+    # (Linux; `mentor-reward serve` only).
+    exit_with_parent: bool = False
 
     # ------------------------------------------------------------------ parsing
     @field_validator("api_keys", mode="before")

@@ -159,3 +159,12 @@ def test_a_torn_jsonl_line_does_not_swallow_the_next_record(tmp_path: Path) -> N
     store.append([_row(1)])
     store.close()
     assert [r["reason"] for r in query_records(path)] == ["r0", "r1"]
+
+
+def test_the_records_command_names_a_corrupt_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mentor_server.api.cli_commands import main as cli_main
+
+    path = tmp_path / "records.sqlite3"
+    _corrupt(path)
+    assert cli_main(["records", "--path", str(path)]) == 2
+    assert "not a readable record file" in capsys.readouterr().err
