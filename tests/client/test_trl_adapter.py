@@ -434,3 +434,43 @@ def test_gated_functions_give_the_gate_reward_to_the_gate_function(
     assert gate == [0.0, 0.0]
     assert len(service.bodies()) == 1  # one request for the group
     assert sum(v[0] for v in (outcome, tool_names, gate)) == pytest.approx(0.706)
+
+
+def test_trl_tools_reproduce_the_toolset_schema_and_run_on_the_service(
+    monkeypatch: pytest.MonkeyPatch, service: FakeService
+) -> None:
+    import importlib
+
+    from transformers.utils.chat_template_utils import get_json_schema
+
+    tools_module = importlib.import_module("mentor_client.adapters.trl_tools")  # the name is also a function
+    monkeypatch.setattr(
+        tools_module, "RewardClient", lambda *a, **k: RewardClient(*a, transport=service.transport(), **k)
+    )
+    monkeypatch.setattr(
+        tools_module,
+        "AsyncRewardClient",
+        lambda *a, **k: AsyncRewardClient(*a, transport=service.async_transport(), **k),
+    )
+    schema = {
+        "type": "function",
+        "function": {
+            "name": "add",
+            "description": "Add two numbers.",
+            "parameters": {
+                "type": "object",
+                "properties": {"a": {"type": "number", "description": "first"}, "b": {"type": "number"}},
+                "required": ["a", "b"],
+            },
+        },
+    }
+    monkeypatch.setattr(tools_module.ToolExecutor, "schemas", lambda self, toolset: [schema])
+    (add,) = tools_module.trl_tools("calculator", "http://svc")
+    assert inspect.iscoroutinefunction(add) and add.__name__ == "add"
+    rendered = get_json_schema(add)  # what TRL shows the model
+    assert rendered["function"]["parameters"]["required"] == ["a", "b"]
+    assert rendered["function"]["parameters"]["properties"]["a"] == {"type": "number", "description": "first"}
+    assert asyncio.run(add(a=2, b=3)) == "5"  # the fake service adds the arguments
+    (body,) = service.bodies("/v1/tools/execute")
+    assert body == {"toolset": "calculator", "name": "add", "arguments": {"a": 2, "b": 3}}
+    assert pickle.loads(pickle.dumps(tools_module.ToolExecutor("http://svc"))).base_url == "http://svc"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -217,3 +218,92 @@ def test_inline_spec_from_the_environment(service: FakeService, compute: Any, mo
     compute("x", "c1", "1")
     (body,) = service.bodies()
     assert body["spec"] == spec and "preset" not in body
+
+
+# ---------------------------------------------------------------------------- the reward manager
+class _Tokenizer:
+    """Token ids are the characters' code points; 0 is EOS."""
+
+    eos_token = "<eos>"
+    eos_token_id = 0
+
+    def batch_decode(self, ids: list[list[int]], skip_special_tokens: bool = True) -> list[str]:
+        return ["".join(chr(t) for t in seq if not (skip_special_tokens and t == 0)) for seq in ids]
+
+
+class _Sample(list[Any]):
+    """A one-item verl batch: the fields `run_single` reads."""
+
+    def __init__(self, text: str, ground_truth: Any, *, eos: bool = True, index: int = 0, step: int = 2) -> None:
+        import torch
+
+        ids = [ord(c) for c in text] + ([0] if eos else [])
+        item = SimpleNamespace(
+            batch={
+                "responses": torch.tensor(ids + [0] * 4),
+                "attention_mask": torch.tensor([1] * len(ids) + [0] * 4),
+            },
+            non_tensor_batch={
+                "data_source": "gsm8k",
+                "reward_model": {"ground_truth": ground_truth},
+                "extra_info": {"index": index},
+            },
+        )
+        super().__init__([item])
+        self.meta_info = {"global_steps": step}
+
+
+@pytest.fixture
+def manager(service: FakeService) -> Any:
+    from mentor_client.adapters import verl_manager
+
+    def make(**kwargs: Any) -> Any:
+        config = SimpleNamespace(reward={"reward_kwargs": {"url": "http://svc", "run_id": "r1", **kwargs}})
+        m = verl_manager.MentorRewardManager(config, _Tokenizer())
+        m._new_client = lambda: AsyncRewardClient("http://svc", retry=FAST, transport=service.async_transport())
+        m._clients = verl_manager.PerLoop(m._new_client)
+        return m
+
+    return make
+
+
+def run_step(m: Any, samples: list[_Sample]) -> list[Any]:
+    async def step() -> list[Any]:
+        return list(await asyncio.gather(*(m.run_single(s) for s in samples), return_exceptions=True))
+
+    return asyncio.run(step())
+
+
+def test_manager_scores_a_step_in_one_request(manager: Any, service: FakeService) -> None:
+    m = manager()
+    label = json.dumps({"ground_truth": "2", "teacher_tools": ["add"]})
+    out = run_step(m, [_Sample("c2", label), _Sample("c3", label, eos=False), _Sample("c5", "5")])
+    (body,) = service.bodies()
+    assert [i["finished"] for i in body["items"]] == [True, False, True]  # from the last token id
+    assert (body["run_id"], body["step"], body["preset"], body["eos_tokens"]) == ("r1", 2, "mentor", ["<eos>"])
+    assert [o["reward_score"] for o in out] == [2.0, 3.0, 5.0]
+    infos = [o["reward_extra_info"] for o in out]
+    assert [set(i) for i in infos] == [
+        {"score", "outcome", "tool_names", "finished", "tool_call", "invalid_tool_rate"}
+    ] * 3
+    assert infos[1]["tool_names"] is None  # not applicable: None, which verl drops
+    assert [i["finished"] for i in infos] == [1.0, 0.0, 1.0]
+    assert [i["tool_call"] for i in infos] == [0.0, 1.0, 1.0]  # the fake: N % 2 calls
+    assert infos[2]["invalid_tool_rate"] == 1.0 and infos[0]["invalid_tool_rate"] is None
+    assert m.requests_sent == 1
+
+
+def test_manager_item_error_names_the_sample(manager: Any, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR):
+        out = run_step(manager(), [_Sample("c2", "2", index=0), _Sample("bad", "2", index=9)])
+    assert out[0]["reward_score"] == 2.0
+    assert isinstance(out[1], ItemScoringError) and "verl sample 9 (gsm8k)" in str(out[1])
+    assert "verl sample 9 (gsm8k) could not be scored" in caplog.text
+    fallback = run_step(manager(on_error=-1.0), [_Sample("bad", "2")])
+    assert fallback[0]["reward_score"] == -1.0 and fallback[0]["reward_extra_info"]["outcome"] is None
+
+
+def test_manager_unreachable_service_fails_every_sample(manager: Any, service: FakeService) -> None:
+    service.down.add("svc")
+    out = run_step(manager(), [_Sample("c2", "2"), _Sample("c4", "4")])
+    assert all(isinstance(o, RetriesExhaustedError) for o in out)
