@@ -62,9 +62,17 @@ class ErrorResponse(_Wire):
 class ReferenceCallModel(_Request):
     """One call of the teacher's trace. `result` is what the tool returned to the teacher."""
 
-    name: str
-    arguments: dict[str, Any] = Field(default_factory=dict)
-    result: Any = None
+    name: str = Field(description="The tool the teacher called.", examples=["multiply"])
+    arguments: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The call's arguments, by parameter name.",
+        examples=[{"a": 12, "b": 7}],
+    )
+    result: Any = Field(
+        default=None,
+        description="What the tool returned to the teacher (compared by the `tool_results` component).",
+        examples=[84],
+    )
 
 
 class ReferenceModel(_Request):
@@ -74,9 +82,21 @@ class ReferenceModel(_Request):
     `""` in that list marks the parameter optional (BFCL's convention).
     """
 
-    calls: list[ReferenceCallModel] = Field(default_factory=list)
-    answer: str | None = None
-    possible_answers: bool = False
+    calls: list[ReferenceCallModel] = Field(
+        default_factory=list,
+        description="The teacher's tool calls, in order.",
+        examples=[[{"name": "multiply", "arguments": {"a": 12, "b": 7}, "result": 84}]],
+    )
+    answer: str | None = Field(
+        default=None,
+        description="The teacher's final answer; the item's ground truth when it has none of its own.",
+        examples=["84"],
+    )
+    possible_answers: bool = Field(
+        default=False,
+        description='Each argument value is a list of acceptable values; `""` in it marks the parameter optional.',
+        examples=[False],
+    )
 
 
 class ScoreItem(_Request):
@@ -92,11 +112,33 @@ class ScoreItem(_Request):
     reference call (Arrow-backed datasets fill the keys a row lacks with null).
     """
 
-    completion: str | list[dict[str, Any]]
-    ground_truth: str | StrictInt | StrictFloat | list[str | StrictInt | StrictFloat] | None = None
-    reference: ReferenceModel | None = None
-    teacher_tools: list[str] | None = None
-    finished: bool | None = None
+    completion: str | list[dict[str, Any]] = Field(
+        description="The rollout: raw model text, or a chat message list (OpenAI/TRL format).",
+        examples=[
+            '<tool_call>{"name": "multiply", "arguments": {"a": 12, "b": 7}}</tool_call>'
+            "<tool_response>84</tool_response>The answer is \\boxed{84}.<|im_end|>"
+        ],
+    )
+    ground_truth: str | StrictInt | StrictFloat | list[str | StrictInt | StrictFloat] | None = Field(
+        default=None,
+        description="The acceptable answer(s); absent: `reference.answer`.",
+        examples=["84"],
+    )
+    reference: ReferenceModel | None = Field(
+        default=None,
+        description="The teacher's full trace (calls with arguments and results, answer). Or give `teacher_tools`.",
+        examples=[{"calls": [{"name": "multiply", "arguments": {"a": 12, "b": 7}, "result": 84}], "answer": "84"}],
+    )
+    teacher_tools: list[str] | None = Field(
+        default=None,
+        description="The names of the tools the teacher used (the paper's names-only reference).",
+        examples=[["multiply"]],
+    )
+    finished: bool | None = Field(
+        default=None,
+        description="Whether generation ended with the end-of-sequence token; absent: read from `eos_tokens`.",
+        examples=[True],
+    )
 
 
 def _inlined_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -118,6 +160,34 @@ def _inlined_schema(model: type[BaseModel]) -> dict[str, Any]:
     return inlined
 
 
+_PRESET = "A reward preset by name (see GET /v1/presets). Give `preset` or `spec`, not both."
+_SPEC = "An inline reward spec (components, weights, gates): see docs/rewards.md. Give `preset` or `spec`."
+_SPEC_EXAMPLE: dict[str, Any] = {
+    "toolset": "calculator",
+    "components": {"outcome": {"weight": 0.8}, "tool_names": {"weight": 0.2, "options": {"mode": "f1"}}},
+}
+_OVERRIDES = "Merged into the preset or spec, e.g. to change one component's weight."
+_OVERRIDES_EXAMPLE: dict[str, Any] = {"components": {"efficiency": {"weight": 0.1}}}
+_TOOL_EXAMPLE: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "multiply",
+        "description": "Multiply two numbers.",
+        "parameters": {
+            "type": "object",
+            "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
+            "required": ["a", "b"],
+        },
+    },
+}
+_ITEM_EXAMPLE: dict[str, Any] = {
+    "completion": '<tool_call>{"name": "multiply", "arguments": {"a": 12, "b": 7}}</tool_call>'
+    "<tool_response>84</tool_response>The answer is \\boxed{84}.<|im_end|>",
+    "ground_truth": "84",
+    "teacher_tools": ["multiply"],
+}
+
+
 class ScoreRequest(_Request):
     """A batch to score.
 
@@ -133,16 +203,37 @@ class ScoreRequest(_Request):
     `run_id` / `step` label the items in the score record when recording is enabled.
     """
 
-    preset: str | None = None
-    spec: dict[str, Any] | None = None
-    overrides: dict[str, Any] | None = None
-    toolset: str | None = None
-    tools: list[dict[str, Any]] | None = None
-    parser: str = "auto"
-    eos_tokens: list[str] | None = None
-    items: list[Annotated[Any, WithJsonSchema(_inlined_schema(ScoreItem))]]
-    run_id: str | None = None
-    step: int | None = None
+    preset: str | None = Field(default=None, description=_PRESET, examples=["mentor"])
+    spec: dict[str, Any] | None = Field(default=None, description=_SPEC, examples=[_SPEC_EXAMPLE])
+    overrides: dict[str, Any] | None = Field(default=None, description=_OVERRIDES, examples=[_OVERRIDES_EXAMPLE])
+    toolset: str | None = Field(
+        default=None,
+        description="A registered toolset (see GET /v1/toolsets); calls to other tools count as invented.",
+        examples=["calculator"],
+    )
+    tools: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="Inline tool schemas (OpenAI format), instead of `toolset`.",
+        examples=[[_TOOL_EXAMPLE]],
+    )
+    parser: str = Field(
+        default="auto",
+        description="How tool calls are read from text: a registered parser name, or `auto`.",
+        examples=["auto", "hermes"],
+    )
+    eos_tokens: list[str] | None = Field(
+        default=None,
+        description="The policy model's end-of-sequence token(s); absent: the common chat templates' end tokens.",
+        examples=[["<|im_end|>"]],
+    )
+    items: list[Annotated[Any, WithJsonSchema(_inlined_schema(ScoreItem))]] = Field(
+        description="The rollouts, each shaped like ScoreItem and read on its own.",
+        examples=[[_ITEM_EXAMPLE]],
+    )
+    run_id: str | None = Field(
+        default=None, description="Labels the items in the score record.", examples=["grpo-mentor-seed0"]
+    )
+    step: int | None = Field(default=None, description="The training step, for the score record.", examples=[120])
 
     @model_validator(mode="after")
     def _names_a_reward(self) -> ScoreRequest:
@@ -209,9 +300,9 @@ class ToolsetList(_Wire):
 class ValidateSpecRequest(_Request):
     """Check a reward choice exactly as `/v1/score` would (same code path, options included)."""
 
-    preset: str | None = None
-    spec: dict[str, Any] | None = None
-    overrides: dict[str, Any] | None = None
+    preset: str | None = Field(default=None, description=_PRESET, examples=["mentor-f1"])
+    spec: dict[str, Any] | None = Field(default=None, description=_SPEC, examples=[_SPEC_EXAMPLE])
+    overrides: dict[str, Any] | None = Field(default=None, description=_OVERRIDES, examples=[_OVERRIDES_EXAMPLE])
 
     @model_validator(mode="after")
     def _names_a_reward(self) -> ValidateSpecRequest:
@@ -228,9 +319,15 @@ class ValidateSpecResponse(_Wire):
 class ExecuteToolRequest(_Request):
     """Run one registered deterministic tool (never code sent in the request)."""
 
-    toolset: str = "calculator"
-    name: str
-    arguments: dict[str, Any] = Field(default_factory=dict)
+    toolset: str = Field(
+        default="calculator", description="A registered toolset (see GET /v1/toolsets).", examples=["calculator"]
+    )
+    name: str = Field(description="The tool to run, one of the toolset's executable tools.", examples=["multiply"])
+    arguments: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The call's arguments, checked against the tool's schema.",
+        examples=[{"a": 12, "b": 7}],
+    )
 
 
 class ExecuteToolResponse(_Wire):
@@ -251,9 +348,22 @@ class OpenRLHFRequest(_Request):
     "reference": {...}, "preset": ..., "toolset": ..., "finished": ..., "eos_tokens": [...]}`.
     """
 
-    query: list[str]
-    prompts: list[str] = Field(default_factory=list)
-    labels: list[Any] = Field(default_factory=list)
+    query: list[str] = Field(
+        description="Each sample's full text (prompt and response), as OpenRLHF sends it.",
+        examples=[
+            ["<|im_start|>user\nWhat is 12*7?<|im_end|>\n<|im_start|>assistant\nThe answer is \\boxed{84}.<|im_end|>"]
+        ],
+    )
+    prompts: list[str] = Field(
+        default_factory=list,
+        description="Each sample's prompt; the response is `query[i]` after it.",
+        examples=[["<|im_start|>user\nWhat is 12*7?<|im_end|>\n<|im_start|>assistant\n"]],
+    )
+    labels: list[Any] = Field(
+        default_factory=list,
+        description="Each sample's reference: the ground truth, or a JSON object (see above).",
+        examples=[[{"ground_truth": "84", "teacher_tools": ["multiply"]}]],
+    )
 
 
 class OpenRLHFResponse(_Wire):

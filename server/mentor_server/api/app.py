@@ -40,6 +40,7 @@ from .. import __version__
 from ..records import open_store_or_report
 from ..scoring import register_preset
 from ..toolsets import load_toolsets_file, register_toolset
+from .docs_ui import install_api_docs
 from .errors import install_error_handlers
 from .guards import ApiKeyMiddleware, BodySizeMiddleware, check_query_parameters
 from .metrics import MetricsMiddleware
@@ -125,12 +126,15 @@ def create_app(settings: ServiceSettings | None = None, *, pool: ScoringPool | N
         version=__version__,
         description="Teacher-guided tool-use rewards for RL trainers (after MENTOR, arXiv 2510.18383).",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc come from install_api_docs, with local assets
+        redoc_url=None,
     )
     app.state.service = state
     install_error_handlers(app)
     for router in (score.router, discovery.router, tools.router, openrlhf.router, records.router):
         app.include_router(router, dependencies=guards)
     app.include_router(health.router, dependencies=guards[:1])
+    install_api_docs(app, secured=bool(settings.api_keys))
 
     # Starlette runs the last added middleware first: metrics see everything, auth runs before
     # the body-size check, and both run before any body is read.
