@@ -280,7 +280,7 @@ class EnvSettings:
     """The adapters' settings from the environment (verl and OpenRLHF are configured there).
 
     MENTOR_REWARD_URL (comma-separated replicas), MENTOR_REWARD_API_KEY,
-    MENTOR_REWARD_TIMEOUT (seconds), MENTOR_REWARD_PRESET, MENTOR_REWARD_SPEC (a JSON object
+    MENTOR_REWARD_TIMEOUT (seconds), MENTOR_REWARD_PRESET (default `mentor`), MENTOR_REWARD_SPEC (a JSON object
     or the path of a JSON file; replaces the preset), MENTOR_REWARD_TOOLSET,
     MENTOR_REWARD_LOCAL=1 (score in this process, no service),
     MENTOR_REWARD_ON_ERROR (a number: the score given to an item the service cannot score;

@@ -52,7 +52,8 @@ class _Service:
     def __init__(self, settings: EnvSettings) -> None:
         self.settings = settings
         self.spec = settings.spec_dict()
-        self.preset = None if self.spec is not None else settings.preset
+        # The service has no default reward; these adapters' documented one is `mentor`.
+        self.preset = None if self.spec is not None else (settings.preset or "mentor")
         self.async_clients: PerLoop[AsyncRewardClient] = PerLoop(self._async_client)
         self._sync_client: RewardClient | None = None
         self._local: LocalBackend | None = None
