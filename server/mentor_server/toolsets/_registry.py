@@ -166,10 +166,13 @@ def _tool_from_schema(item: Any, where: str, bfcl_types: bool) -> Tool:
             f"{prefix}.description: holds a lone UTF-16 surrogate (not valid Unicode text)", f"{prefix}.description"
         )
     # A private copy: the caller's request dict may change after the validator was compiled.
-    parameters = copy.deepcopy(body.get("parameters", _EMPTY_PARAMETERS))
     where_params = f"{prefix}.parameters"
-    if bfcl_types:
-        parameters = _from_bfcl(parameters)
+    try:
+        parameters = copy.deepcopy(body.get("parameters", _EMPTY_PARAMETERS))
+        if bfcl_types:
+            parameters = _from_bfcl(parameters)
+    except RecursionError:
+        raise config_error(f"{where_params}: the schema nests too deeply", where_params) from None
     if not isinstance(parameters, dict):
         raise config_error(
             f"{where_params}: expected a JSON schema object, got {type(parameters).__name__}", where_params

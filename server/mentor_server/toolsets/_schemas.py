@@ -5,13 +5,15 @@ matches `pattern` and `patternProperties` with Python's backtracking `re`: `"^(a
 `"aaaa...!"` pinned a core for 23+ minutes. Here every regular expression of a schema is
 compiled with RE2 (google-re2), whose matching time is linear in the text, and the validator
 class is jsonschema's own for the schema's draft with the keywords that match regexes
-(`pattern`, `patternProperties`, `additionalProperties`) replaced by RE2 versions. A pattern RE2
-cannot compile (backreferences, lookaround) is a configuration error naming the field, e.g.
-`tools[0].function.parameters.properties.code.pattern`; so is a schema whose canonical JSON is
-longer than `MAX_SCHEMA_CHARS`, one holding a lone UTF-16 surrogate (no response could carry
-it), one combining `unevaluatedProperties` with `patternProperties` (jsonschema evaluates that
-pair with `re` internally), and one that cannot be applied even to `{}` (a `$ref` that cannot be
-resolved, or that refers to itself without end). Validators are cached by canonical schema text.
+(`pattern`, `patternProperties`, `additionalProperties`) replaced by RE2 versions.
+
+Configuration errors naming the field: a pattern RE2 cannot compile (backreferences,
+lookaround), e.g. `tools[0].function.parameters.properties.code.pattern`; a schema whose
+canonical JSON is longer than `MAX_SCHEMA_CHARS` or that nests deeper than `MAX_SCHEMA_DEPTH`;
+one holding a lone UTF-16 surrogate (no response could carry it); `unevaluatedProperties`
+together with `patternProperties` (jsonschema evaluates that pair with `re` internally); and a
+schema that cannot be applied even to `{}` (a `$ref` that cannot be resolved, or that refers
+to itself without end). Validators are cached by canonical schema text.
 
 RE2 follows ECMAScript more closely than `re` in one visible way: `\\d` and `\\w` are ASCII only.
 """
@@ -32,6 +34,8 @@ from ._errors import config_error
 
 MAX_SCHEMA_CHARS = 100_000
 """Longest accepted parameter schema, as canonical JSON (real tool schemas are a few KB)."""
+MAX_SCHEMA_DEPTH = 64
+"""Deepest accepted nesting of objects and arrays in a schema (jsonschema recurses per level)."""
 
 _MESSAGE_CHARS = 200
 # Keywords whose values are data, not schemas: a "pattern" key inside them is not a regex.
@@ -165,6 +169,18 @@ def _regexes(schema: Any, path: str) -> Iterator[tuple[str, str]]:
                 stack.append((value, f"{where}.{key}"))
 
 
+def _depth(schema: Any) -> int:
+    deepest = 0
+    stack = [(schema, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            if depth <= MAX_SCHEMA_DEPTH:  # deeper is already an error: stop walking
+                stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
 def _has_key(schema: Any, wanted: str) -> bool:
     stack = [schema]
     while stack:
@@ -203,6 +219,8 @@ def compile_validator(parameters: Mapping[str, Any], param: str) -> Validator:
             f"{param}: the schema is {len(canonical):,} characters as JSON; at most {MAX_SCHEMA_CHARS:,} are accepted",
             param,
         )
+    if _depth(parameters) > MAX_SCHEMA_DEPTH:
+        raise config_error(f"{param}: the schema nests more than {MAX_SCHEMA_DEPTH} levels deep", param)
     if safe_text(canonical) is not canonical:
         raise config_error(f"{param}: the schema holds a lone UTF-16 surrogate (not valid Unicode text)", param)
     for where, regex in _regexes(parameters, param):
@@ -217,6 +235,8 @@ def compile_validator(parameters: Mapping[str, Any], param: str) -> Validator:
     except jsonschema.SchemaError as exc:
         where = param + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in exc.absolute_path)
         raise config_error(f"{where}: not a valid JSON schema: {_shorten(exc.message)}", where) from exc
+    except RecursionError:
+        raise config_error(f"{param}: the schema nests too deeply to check", param) from None
     problem = schema_problem(validator, {})
     if problem is not None:
         raise config_error(f"{param}: {problem}", param)

@@ -18,7 +18,7 @@ import pytest
 
 from mentor_server.scoring.types import ScoringConfigError
 from mentor_server.toolsets import Tool, Toolset, get_toolset, toolset_from_schemas
-from mentor_server.toolsets._schemas import MAX_SCHEMA_CHARS, pattern_search
+from mentor_server.toolsets._schemas import MAX_SCHEMA_CHARS, MAX_SCHEMA_DEPTH, pattern_search
 
 SURROGATE = "\ud800"
 
@@ -221,3 +221,27 @@ def test_arguments_too_deep_for_a_recursive_schema_are_reported() -> None:
     assert toolset.validate_arguments("probe", {"node": deep}) == [
         "arguments: nest too deeply to check against the tool's schema"
     ]
+
+
+@pytest.mark.parametrize("bfcl_types", [False, True])
+def test_a_schema_nested_past_the_recursion_limit_is_a_config_error(bfcl_types: bool) -> None:
+    deep: dict[str, Any] = {"type": "object"}
+    for _ in range(5000):
+        deep = {"type": "object", "properties": {"x": deep}}
+    with pytest.raises(ScoringConfigError) as caught:
+        toolset_from_schemas(_tools(deep), bfcl_types=bfcl_types)
+    assert caught.value.param == "tools[0].function.parameters"
+
+
+@pytest.mark.parametrize("levels", [31, 40, 100])
+def test_schema_depth_is_bounded(levels: int) -> None:
+    deep: dict[str, Any] = {"type": "object"}
+    for _ in range(levels):  # two JSON levels each
+        deep = {"type": "object", "properties": {"x": deep}}
+    if 2 * levels + 1 <= MAX_SCHEMA_DEPTH:
+        toolset = toolset_from_schemas(_tools(deep))
+        assert toolset.validate_arguments("probe", {}) == []
+        return
+    with pytest.raises(ScoringConfigError, match="levels deep") as caught:
+        toolset_from_schemas(_tools(deep))
+    assert caught.value.param == "tools[0].function.parameters"
