@@ -204,7 +204,7 @@ class MentorRewardManager(_ManagerBase):
         step = (getattr(data, "meta_info", None) or {}).get("global_steps")
         loop = asyncio.get_running_loop()
         pending = _Pending(
-            response_ids=[int(t) for t in response_ids[:valid].tolist()],
+            response_ids=response_ids[:valid].tolist(),
             ground_truth=reward_model.get("ground_truth") if isinstance(reward_model, Mapping) else None,
             extra_info=extra_info,
             data_source=non_tensor.get("data_source"),
