@@ -814,13 +814,19 @@ def toolrl_correctness(student_calls: Sequence[ToolCall], ref_calls: Sequence[Re
     score = _toolrl_jaccard([name for name, _ in gold], [name for name, _ in predicted])
     best_possible = 1.0
     used: set[int] = set()
+    # Only predictions with the gold call's name can match it: look those up, in order.
+    by_name: dict[str | None, list[int]] = {}
+    for index, (p_name, _params) in enumerate(predicted):
+        by_name.setdefault(p_name, []).append(index)
     for name, params in gold:
         best_possible += 1.0 + len(params)
         best, best_index = 0.0, -1
-        for index, (p_name, p_params) in enumerate(predicted):
-            if index in used or p_name != name:
+        gold_keys = list(params)
+        for index in by_name.get(name, ()):
+            if index in used:
                 continue
-            match = _toolrl_jaccard(list(params), list(p_params)) + sum(
+            p_params = predicted[index][1]
+            match = _toolrl_jaccard(gold_keys, list(p_params)) + sum(
                 1.0 for key, value in params.items() if key in p_params and p_params[key] == value
             )
             if match > best:
