@@ -307,3 +307,17 @@ def test_manager_unreachable_service_fails_every_sample(manager: Any, service: F
     service.down.add("svc")
     out = run_step(manager(), [_Sample("c2", "2"), _Sample("c4", "4")])
     assert all(isinstance(o, RetriesExhaustedError) for o in out)
+
+
+@pytest.mark.parametrize("name", ["verl.py", "verl_manager.py"])
+def test_files_load_by_path_as_verl_loads_them(name: str) -> None:
+    # verl's load_module runs a file path without registering it in sys.modules.
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(verl.__file__).with_name(name)
+    spec = importlib.util.spec_from_file_location(f"custom_module_{abs(hash(str(path)))}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert callable(getattr(module, "compute_score", None) or module.MentorRewardManager)

@@ -49,11 +49,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mentor_client._client import AsyncRewardClient
-from mentor_client.adapters._common import EnvSettings, PerLoop, RowScoringError, build_item, label_fields, plain
+from mentor_client.adapters._common import PerLoop, RowScoringError, build_item, label_fields
+from mentor_client.adapters._verl_settings import ManagerSettings, Pending
 from mentor_client.adapters.verl import sample_name
 from mentor_client.exceptions import ResponseValidationError
 from mentor_client.local import LocalBackend
@@ -72,89 +72,6 @@ __all__ = ["ManagerSettings", "MentorRewardManager"]
 logger = logging.getLogger(__name__)
 
 EXTRA_KEYS = ("finished", "tool_call", "invalid_tool_rate")
-
-
-@dataclass(frozen=True, slots=True)
-class ManagerSettings:
-    """The manager's settings: `reward.reward_kwargs` first, then the environment."""
-
-    base_urls: tuple[str, ...] | None
-    api_key: str | None
-    timeout: float | None
-    preset: str | None
-    spec: dict[str, Any] | None
-    toolset: str | None
-    parser: str
-    run_id: str | None
-    eos_token_ids: tuple[int, ...]
-    batch_window_s: float
-    max_batch: int
-    local: bool
-    on_error: float | None
-    skip_special_tokens: bool
-
-    @classmethod
-    def from_config(cls, reward_kwargs: Mapping[str, Any]) -> ManagerSettings:
-        env = EnvSettings.from_env()
-        kw = plain(_to_container(reward_kwargs))
-        url = kw.get("url")
-        urls = tuple(u.strip() for u in str(url).split(",") if u.strip()) if url else env.base_urls
-        spec = kw.get("spec")
-        if isinstance(spec, str):
-            import json
-
-            spec = json.loads(spec)
-        if spec is None:
-            spec = env.spec_dict()
-        if spec is not None and not isinstance(spec, dict):
-            raise ValueError("reward.reward_kwargs.spec must be a reward spec object")
-        eos = kw.get("eos_token_ids") or ()
-        eos = (eos,) if isinstance(eos, int) else tuple(int(t) for t in eos)
-        on_error = kw.get("on_error", env.on_error)
-        return cls(
-            base_urls=urls,
-            api_key=kw.get("api_key") or env.api_key,
-            timeout=float(kw["timeout"]) if kw.get("timeout") is not None else env.timeout,
-            preset=None if spec is not None else (kw.get("preset") or env.preset or "mentor"),
-            spec=spec,
-            toolset=kw.get("toolset") or env.toolset,
-            parser=str(kw.get("parser") or "auto"),
-            run_id=kw.get("run_id"),
-            eos_token_ids=eos,
-            batch_window_s=float(kw.get("batch_window_s", 0.05)),
-            max_batch=int(kw.get("max_batch", 4096)),
-            local=bool(kw.get("local", env.local)),
-            on_error=float(on_error) if on_error is not None else None,
-            skip_special_tokens=bool(kw.get("skip_special_tokens", True)),
-        )
-
-
-def _to_container(value: Any) -> dict[str, Any]:
-    # verl hands its config as an OmegaConf DictConfig: read it as plain Python values.
-    if value is None:
-        return {}
-    if isinstance(value, dict):
-        return value
-    try:
-        from omegaconf import DictConfig, OmegaConf
-    except ImportError:
-        return dict(value)
-    if isinstance(value, DictConfig):
-        container = OmegaConf.to_container(value, resolve=True)
-        return {str(k): v for k, v in container.items()} if isinstance(container, dict) else {}
-    return dict(value)
-
-
-@dataclass(slots=True)
-class _Pending:
-    """One sample waiting for its batch: what `run_single` read, and where its answer goes."""
-
-    response_ids: list[int]
-    ground_truth: Any
-    extra_info: Mapping[str, Any]
-    data_source: Any
-    step: int | None
-    future: asyncio.Future[dict[str, Any]]
 
 
 class MentorRewardManager(_ManagerBase):
@@ -187,7 +104,7 @@ class MentorRewardManager(_ManagerBase):
         self._clients: PerLoop[AsyncRewardClient] = PerLoop(self._new_client)
         self._local: LocalBackend | None = None
         self._components: list[str] | None = None
-        self._pending: list[_Pending] = []
+        self._pending: list[Pending] = []
         self._flush_handle: asyncio.TimerHandle | None = None
         self.requests_sent = 0  # one per batch: tests and benchmarks read it
 
@@ -203,7 +120,7 @@ class MentorRewardManager(_ManagerBase):
         extra_info = dict(non_tensor.get("extra_info") or {})
         step = (getattr(data, "meta_info", None) or {}).get("global_steps")
         loop = asyncio.get_running_loop()
-        pending = _Pending(
+        pending = Pending(
             response_ids=response_ids[:valid].tolist(),
             ground_truth=reward_model.get("ground_truth") if isinstance(reward_model, Mapping) else None,
             extra_info=extra_info,
@@ -228,7 +145,7 @@ class MentorRewardManager(_ManagerBase):
             task.add_done_callback(lambda t: _fail_all(batch, t))
 
     # ------------------------------------------------------------------ one batch
-    async def _score_batch(self, batch: list[_Pending]) -> None:
+    async def _score_batch(self, batch: list[Pending]) -> None:
         texts = await asyncio.get_running_loop().run_in_executor(None, self._decode, [p.response_ids for p in batch])
         groups: dict[tuple[str | None, str | None, tuple[str, ...] | None], list[tuple[int, ScoreItem]]] = {}
         # GRPO repeats each prompt's label for every rollout (verl repeats the same objects): read
@@ -296,7 +213,7 @@ class MentorRewardManager(_ManagerBase):
         decoded: list[str] = self.tokenizer.batch_decode(ids, skip_special_tokens=self.settings.skip_special_tokens)
         return decoded
 
-    def _answer(self, pending: _Pending, result: ItemResult, components: list[str]) -> dict[str, Any]:
+    def _answer(self, pending: Pending, result: ItemResult, components: list[str]) -> dict[str, Any]:
         where = sample_name(pending.data_source, pending.extra_info)
         finished = 1.0 if pending.response_ids and pending.response_ids[-1] in self.eos_ids else 0.0
         if result.error is not None or result.reward is None:
@@ -377,7 +294,7 @@ class MentorRewardManager(_ManagerBase):
         return self._components
 
 
-def _fail_all(batch: list[_Pending], task: asyncio.Future[None]) -> None:
+def _fail_all(batch: list[Pending], task: asyncio.Future[None]) -> None:
     """A batch that failed as a whole (service unreachable, malformed reference) fails every
     sample waiting on it with the same exception, so verl sees it instead of hanging."""
     if task.cancelled():
@@ -401,10 +318,14 @@ def _get(config: Any, key: str) -> Any:
 
 
 # verl's registry: importing this module registers the manager as "mentor" (when verl is there).
+# Loaded a second time by file path (verl's `load_module` runs the file under a new name), the
+# module must not register a second class under the same name: verl's registry refuses that.
 if not TYPE_CHECKING:
     try:
-        from verl.experimental.reward_loop.reward_manager import register as _register
+        from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER as _REGISTERED
+        from verl.experimental.reward_loop.reward_manager.registry import register as _register
     except ImportError:  # pragma: no cover - verl missing: the module is still importable for docs and tests
         pass
     else:
-        _register("mentor")(MentorRewardManager)
+        if "mentor" not in _REGISTERED:
+            _register("mentor")(MentorRewardManager)
