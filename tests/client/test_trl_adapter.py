@@ -474,3 +474,38 @@ def test_trl_tools_reproduce_the_toolset_schema_and_run_on_the_service(
     (body,) = service.bodies("/v1/tools/execute")
     assert body == {"toolset": "calculator", "name": "add", "arguments": {"a": 2, "b": 3}}
     assert pickle.loads(pickle.dumps(tools_module.ToolExecutor("http://svc"))).base_url == "http://svc"
+
+
+@pytest.mark.parametrize("preset", ["mentor", "mentor-f1", "strict", "flexible", "sparse"])
+def test_gated_components_sum_to_the_presets_reward_with_the_engine(preset: str) -> None:
+    """With the real engine (in-process): finished, truncated, wrong, no call, names and traces."""
+    pytest.importorskip("mentor_server.scoring")
+    add = '<tool_call>\n{"name": "add", "arguments": {"a": 2, "b": 3}}\n</tool_call>\n'
+    trace = json.dumps({"calls": [{"name": "add", "arguments": {"a": 2, "b": 3}, "result": 5}], "answer": "5"})
+    rows = [  # (completion, finished, reference, teacher_tools)
+        (add + "\\boxed{5}", True, None, ["add"]),
+        (add + "\\boxed{5}", False, None, ["add"]),
+        (add + "\\boxed{6}", True, None, ["add"]),
+        ("\\boxed{5}", True, None, ["add"]),
+        (add + "\\boxed{5}", True, trace, None),
+        ('<tool_call>\n{"name": "sqrt", "arguments": {"x": 4}}\n</tool_call>\n\\boxed{5}', True, trace, None),
+    ]
+    columns: dict[str, Any] = {
+        "prompts": ["p"] * len(rows),
+        "completions": [r[0] for r in rows],
+        "completion_ids": [[7, 0] if r[1] else [7] for r in rows],
+        "reference": [r[2] for r in rows],
+        "teacher_tools": [r[3] for r in rows],
+        "ground_truth": ["5"] * len(rows),
+    }
+    tokenizer = SimpleNamespace(eos_token="<|im_end|>", eos_token_id=0)
+    funcs = trl_component_reward_funcs(preset=preset, gated=True, local=True, tokenizer=tokenizer)
+    full = trl_reward_func(preset=preset, local=True, tokenizer=tokenizer)
+
+    async def step() -> list[list[float | None]]:
+        return list(await asyncio.gather(full(**columns), *(f(**columns) for f in funcs)))
+
+    reward, *parts = asyncio.run(step())
+    sums = [sum(p[i] or 0.0 for p in parts) for i in range(len(rows))]  # TRL's nansum, weights 1.0
+    assert sums == pytest.approx(reward, abs=1e-9)
+    assert reward[1] == 0.0  # the truncated rollout was gated
