@@ -1,11 +1,15 @@
 """Deadlines that hold, against a real `mentor-reward serve`: stuck jobs are killed, no process leaks.
 
 Every case starts its own service (2 workers) in its own session, so its processes can be
-counted through /proc even after their parent died. The stated answers: a judge bomb or an
-uninterruptible tool is that item's `timeout` answer; the worker count returns to the
-configured 2; SIGTERM ends the service within 10 s with nothing left; `kill -9` of the API
-process alone leaves nothing either. Waits poll with deadlines of tens of seconds, so a busy
-2-core machine passes; the 10 s SIGTERM bound is the issue's target, measured, not slept.
+counted through /proc even after their parent died. The stuck job is deterministic: an item
+whose tool call the engine executes (the `tool_results` component) with arguments that make
+an operator's tool (`hostile.burn`) compute for minutes in C, or that tool called directly.
+The stated answers: such an item, or such a tool call, is that item's `timeout` answer; a
+judge bomb is a `timeout` or, once the judge's own guard refuses it, a prompt score; the
+worker count returns to the configured 2; SIGTERM ends the service within 10 s with nothing
+left; `kill -9` of the API process alone leaves nothing either. Waits poll with deadlines of
+tens of seconds, so a busy 2-core machine passes; the 10 s SIGTERM bound is the issue's
+target, measured, not slept.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ pytestmark = [
 HERE = Path(__file__).resolve().parent
 GOOD = '<tool_call>{"name": "add", "arguments": {"a": 2, "b": 3}}</tool_call>\\boxed{5}<|im_end|>'
 BOMB = '<tool_call>{"name": "add", "arguments": {"a": 2, "b": 3}}</tool_call>' + JUDGE_BOMB + "<|im_end|>"
+STUCK = '<tool_call>{"name": "burn", "arguments": {"digits": 100000000}}</tool_call>\\boxed{5}<|im_end|>'
+"""An item the engine cannot finish: scoring its tool results runs `burn` for minutes."""
 SIGTERM_LIMIT_S = 10.0
 
 
@@ -88,10 +94,18 @@ def hostile_service(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
 
 
 def _score(service: ServiceProcess, completion: str) -> dict[str, Any]:
-    body = {"preset": "mentor", "items": [{"completion": completion, "ground_truth": "5", "teacher_tools": ["add"]}]}
+    if completion == STUCK:
+        reference = {"calls": [{"name": "burn", "arguments": {"digits": 1}, "result": 17}], "answer": "5"}
+        item: dict[str, Any] = {"completion": completion, "reference": reference}
+        body: dict[str, Any] = {"preset": "flexible", "toolset": "hostile", "items": [item]}
+    else:
+        item = {"completion": completion, "ground_truth": "5", "teacher_tools": ["add"]}
+        body = {"preset": "mentor", "items": [item]}
+    start = time.monotonic()
     response = httpx.post(service.base_url + "/v1/score", json=body, timeout=300)
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()["results"][0]
+    result["elapsed_s"] = time.monotonic() - start
     return result
 
 
@@ -103,7 +117,7 @@ def _sigterm_and_time(service: ServiceProcess) -> float:
     return time.monotonic() - start
 
 
-def test_judge_bombs_time_out_their_workers_are_replaced_and_sigterm_is_prompt(
+def test_stuck_items_time_out_their_workers_are_replaced_and_sigterm_is_prompt(
     hostile_service: Callable[..., ServiceProcess],
 ) -> None:
     service = hostile_service(item_timeout_s="2")
@@ -113,20 +127,26 @@ def test_judge_bombs_time_out_their_workers_are_replaced_and_sigterm_is_prompt(
     assert len(workers_before) == 2
     processes_before = len(session_processes(sid))
 
-    results: list[dict[str, Any]] = []
-    threads = [threading.Thread(target=lambda: results.append(_score(service, BOMB))) for _ in range(4)]
+    results: dict[str, list[dict[str, Any]]] = {STUCK: [], BOMB: []}
+    threads = [
+        threading.Thread(target=lambda c=completion: results[c].append(_score(service, c)))
+        for completion in (STUCK, STUCK, BOMB, BOMB)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(300)
-    assert len(results) == 4
-    for result in results:
+    assert len(results[STUCK]) == len(results[BOMB]) == 2
+    for result in results[STUCK]:
         assert result["reward"] is None and result["error"]["type"] == "timeout", result
+    for result in results[BOMB]:
+        timed_out = result["error"] is not None and result["error"]["type"] == "timeout"
+        assert timed_out or result["elapsed_s"] < 60, result
 
     # Every stuck process was killed and replaced: back to 2 workers, nothing else added.
     _wait_for(lambda: len(worker_pids(sid)) == 2, 60, "the worker count returning to 2")
     _wait_for(lambda: len(session_processes(sid)) == processes_before, 60, "the process count settling")
-    assert not set(worker_pids(sid)) & set(workers_before)
+    assert not set(worker_pids(sid)) & set(workers_before)  # both stuck ones were killed
     assert _score(service, GOOD)["reward"] == pytest.approx(1.1)
 
     elapsed = _sigterm_and_time(service)
@@ -168,7 +188,7 @@ def test_sigterm_with_jobs_stuck_in_every_worker_ends_within_the_grace(
     sid = service.proc.pid
     for _ in range(2):
         threading.Thread(target=_post_ignoring_errors, args=(service,), daemon=True).start()
-    _wait_for(lambda: _busy_workers(sid) == 2, 60, "both workers running a judge bomb")
+    _wait_for(lambda: _busy_workers(sid) == 2, 60, "both workers running a stuck item")
     elapsed = _sigterm_and_time(service)
     assert elapsed < SIGTERM_LIMIT_S, f"SIGTERM took {elapsed:.1f} s"
     _wait_for(lambda: not session_processes(sid), 30, "every process of the service ending")
@@ -179,7 +199,7 @@ def test_kill_9_of_the_api_process_leaves_no_worker_behind(hostile_service: Call
     assert service.proc is not None
     sid = service.proc.pid
     threading.Thread(target=_post_ignoring_errors, args=(service,), daemon=True).start()
-    _wait_for(lambda: _busy_workers(sid) >= 1, 60, "a worker running a judge bomb")
+    _wait_for(lambda: _busy_workers(sid) >= 1, 60, "a worker running a stuck item")
     os.kill(service.proc.pid, signal.SIGKILL)  # the API process only, as an OOM killer would
     service.proc.wait(30)
     _wait_for(lambda: not session_processes(sid), 30, "the forkserver, workers and resource tracker ending")
@@ -187,7 +207,7 @@ def test_kill_9_of_the_api_process_leaves_no_worker_behind(hostile_service: Call
 
 def _post_ignoring_errors(service: ServiceProcess) -> None:
     with contextlib.suppress(httpx.HTTPError, AssertionError):  # the service is being stopped under it
-        _score(service, BOMB)
+        _score(service, STUCK)
 
 
 def _busy_workers(sid: int) -> int:
