@@ -32,9 +32,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
-SCRIPTS: dict[str, str] = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
-    "scripts"
-]
+SCRIPTS: dict[str, str] = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
 _VARIABLE = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
 
 # service -> (Dockerfile, extras its install line must name, or None for a foreign image)
@@ -75,11 +73,27 @@ def _health_url(service: str) -> str:
     return match.group(1)
 
 
-def _container_port(service: str) -> int:
+def _published(service: str) -> tuple[str, int, int]:
+    """(host address, host port, container port) of the service's one published port."""
     (mapping,) = SERVICES[service]["ports"]
-    host, container = str(mapping).split(":")
+    address, host, container = _resolve(str(mapping)).split(":")
+    return address, int(host), int(container)
+
+
+def _container_port(service: str) -> int:
+    _, host, container = _published(service)
     assert host == container, "the published port is the container's own"
-    return int(container)
+    return container
+
+
+@pytest.mark.parametrize("service", ["reward", "teacher"], ids=str)
+def test_published_ports_bind_loopback_unless_configured(service: str) -> None:
+    """Neither service has a key by default: `docker compose up` must not expose it to the network."""
+    (mapping,) = SERVICES[service]["ports"]
+    address, _, _ = _published(service)
+    assert address == "127.0.0.1"
+    variable = _VARIABLE.match(str(mapping))
+    assert variable, "the address is a variable, so another can be configured"
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
@@ -177,8 +191,12 @@ def test_images_install_exactly_the_stated_extras(service: str) -> None:
     assert match, f"{path.name} installs {target!r}, not the project with extras"
     assert set(match.group(1).split(",")) == extras
     # Everything the install needs is copied in: the packages' folders and the files pyproject names.
-    copied = {part.rstrip("/").removeprefix("./") for k, rest in _instructions(path) if k == "COPY"
-              for part in rest.split()[:-1]}
+    copied = {
+        part.rstrip("/").removeprefix("./")
+        for k, rest in _instructions(path)
+        if k == "COPY"
+        for part in rest.split()[:-1]
+    }
     assert {"pyproject.toml", "README.md", "server", "client", "trainer"} <= copied
     assert all((ROOT / c).exists() for c in copied)
 
@@ -293,8 +311,7 @@ def test_reward_command_and_health_check_run_outside_docker(tmp_path: Path) -> N
     assert subprocess.run(check, capture_output=True, timeout=30).returncode != 0
     script = Path(sys.executable).with_name(executable)
     log = (tmp_path / "reward.log").open("wb")
-    proc = subprocess.Popen([str(script), *argv], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen([str(script), *argv], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         while True:
