@@ -15,7 +15,6 @@ target, measured, not slept.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -28,7 +27,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hostile import JUDGE_BOMB, session_processes, worker_pids
+from hostile import JUDGE_BOMB, STUCK, HostileServices, session_processes, stuck_score_body, worker_pids
 from service_process import ServiceProcess, free_port, service_env
 
 pytestmark = [
@@ -36,11 +35,8 @@ pytestmark = [
     pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="counts processes through /proc (Linux)"),
 ]
 
-HERE = Path(__file__).resolve().parent
 GOOD = '<tool_call>{"name": "add", "arguments": {"a": 2, "b": 3}}</tool_call>\\boxed{5}<|im_end|>'
 BOMB = '<tool_call>{"name": "add", "arguments": {"a": 2, "b": 3}}</tool_call>' + JUDGE_BOMB + "<|im_end|>"
-STUCK = '<tool_call>{"name": "burn", "arguments": {"digits": 100000000}}</tool_call>\\boxed{5}<|im_end|>'
-"""An item the engine cannot finish: scoring its tool results runs `burn` for minutes."""
 SIGTERM_LIMIT_S = 10.0
 
 
@@ -56,48 +52,14 @@ def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> flo
 
 @pytest.fixture
 def hostile_service(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
-    """Start services that also know the `burn` tool (tests/e2e/hostile.py); all stopped after."""
-    tools = tmp_path / "hostile_tools.json"
-    schema = {"type": "object", "properties": {"digits": {"type": "integer"}}, "required": ["digits"]}
-    tools.write_text(
-        json.dumps(
-            {
-                "toolsets": [
-                    {
-                        "name": "hostile",
-                        "tools": [
-                            {"type": "function", "function": {"name": "burn", "description": "", "parameters": schema}}
-                        ],
-                        "implementations": {"burn": "hostile:burn"},
-                    }
-                ]
-            }
-        )
-    )
-    started: list[ServiceProcess] = []
-
-    def start(**settings: Any) -> ServiceProcess:
-        settings.setdefault("workers", "2")
-        settings.setdefault("toolsets", str(tools))
-        env = service_env(**settings)
-        env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(HERE)])
-        service = ServiceProcess(free_port(), env, tmp_path / f"service-{len(started)}.log")
-        started.append(service)
-        return service.start(timeout_s=180)
-
-    yield start
-    for service in started:
-        service.stop()
-        if service.proc is not None:  # anything still in its session goes too
-            for pid in session_processes(service.proc.pid):
-                os.kill(pid, signal.SIGKILL)
+    services = HostileServices(tmp_path)
+    yield services.start
+    services.close()
 
 
 def _score(service: ServiceProcess, completion: str) -> dict[str, Any]:
     if completion == STUCK:
-        reference = {"calls": [{"name": "burn", "arguments": {"digits": 1}, "result": 17}], "answer": "5"}
-        item: dict[str, Any] = {"completion": completion, "reference": reference}
-        body: dict[str, Any] = {"preset": "flexible", "toolset": "hostile", "items": [item]}
+        body = stuck_score_body()
     else:
         item = {"completion": completion, "ground_truth": "5", "teacher_tools": ["add"]}
         body = {"preset": "mentor", "items": [item]}

@@ -4,8 +4,8 @@ Stated answers: thousands of requests with made-up methods and paths (no key) le
 `/metrics` small; a lone surrogate in one client's items costs no other client's record; a
 corrupt record file is moved aside while the service starts and scores; a non-ASCII API key
 works from the Python client; an oversized tool call is refused at once; `/healthz` keeps
-answering while judge bombs occupy every worker (the bound here is generous; the
-measured latency is in the issue's report).
+answering while items that never finish scoring occupy every worker (the bound here is
+generous; the measured latency is printed with `pytest -s`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hostile import JUDGE_BOMB
+from hostile import HostileServices, stuck_score_body
 from service_process import ServiceProcess
 
 from mentor_client import RewardClient
@@ -105,15 +105,20 @@ def test_a_non_ascii_api_key_works_from_the_client(start_service: Any) -> None:
     assert refused.status_code == 401
 
 
-def test_healthz_answers_while_bombs_and_huge_tool_calls_arrive(start_service: Any) -> None:
-    service: ServiceProcess = start_service(item_timeout_s="3")
+def test_healthz_answers_while_stuck_items_and_huge_tool_calls_arrive(tmp_path: Path) -> None:
+    services = HostileServices(tmp_path)
+    try:
+        _healthz_under_attack(services.start(item_timeout_s="3"))
+    finally:
+        services.close()
+
+
+def _healthz_under_attack(service: ServiceProcess) -> None:
     stop = threading.Event()
 
-    def bombs() -> None:
+    def stuck_items() -> None:
         while not stop.is_set():
-            httpx.post(
-                service.base_url + "/v1/score", json={"preset": "mentor", "items": [_item(JUDGE_BOMB)]}, timeout=120
-            )
+            httpx.post(service.base_url + "/v1/score", json=stuck_score_body(), timeout=120)
 
     def huge_tool_calls() -> None:
         body = json.dumps({"name": "add", "arguments": {"a": list(range(1_000_000)), "b": 1}})
@@ -126,7 +131,7 @@ def test_healthz_answers_while_bombs_and_huge_tool_calls_arrive(start_service: A
             )
             assert response.status_code == 413
 
-    attackers = [threading.Thread(target=bombs, daemon=True) for _ in range(3)]
+    attackers = [threading.Thread(target=stuck_items, daemon=True) for _ in range(3)]
     attackers.append(threading.Thread(target=huge_tool_calls, daemon=True))
     for thread in attackers:
         thread.start()
@@ -143,7 +148,6 @@ def test_healthz_answers_while_bombs_and_huge_tool_calls_arrive(start_service: A
         stop.set()
     latencies.sort()
     p99 = latencies[int(len(latencies) * 0.99) - 1]
-    print(
-        f"/healthz under attack: n={len(latencies)} median={statistics.median(latencies) * 1000:.1f} ms p99={p99 * 1000:.1f} ms"
-    )
+    median = statistics.median(latencies)
+    print(f"/healthz under attack: n={len(latencies)} median={median * 1000:.1f} ms p99={p99 * 1000:.1f} ms")
     assert p99 < 2.0  # generous for a busy 2-core machine; the issue's target is 0.1 s

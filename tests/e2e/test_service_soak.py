@@ -1,7 +1,8 @@
 """A minute of mixed good and hostile traffic against a real `mentor-reward serve`.
 
-Good clients score batches all along; meanwhile judge bombs, made-up HTTP methods, oversized
-tool calls and items holding lone surrogates arrive. Stated answers: no 500 and no failed good
+Good clients score batches all along; meanwhile judge bombs, items that never finish scoring
+(an operator tool the engine executes for minutes), made-up HTTP methods, oversized tool calls
+and items holding lone surrogates arrive. Stated answers: no 500 and no failed good
 request; every good item is recorded; after the attack the process count is what it was,
 memory has not grown without bound, and throughput is back near its level before.
 
@@ -17,12 +18,13 @@ import random
 import string
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from hostile import JUDGE_BOMB, session_processes
+from hostile import JUDGE_BOMB, HostileServices, session_processes, stuck_score_body
 from service_process import ServiceProcess
 
 from mentor_client import RewardClient
@@ -61,8 +63,17 @@ def _throughput(service: ServiceProcess, seconds: float, run_id: str) -> tuple[f
         return sent / (time.monotonic() - start), sent
 
 
-def test_a_minute_of_mixed_traffic_leaves_the_service_as_it_was(start_service: Any, tmp_path: Path) -> None:
-    service: ServiceProcess = start_service(
+@pytest.fixture
+def hostile_service(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
+    services = HostileServices(tmp_path)
+    yield services.start
+    services.close()
+
+
+def test_a_minute_of_mixed_traffic_leaves_the_service_as_it_was(
+    hostile_service: Callable[..., ServiceProcess], tmp_path: Path
+) -> None:
+    service = hostile_service(
         item_timeout_s="2", record_backend="sqlite", record_path=str(tmp_path / "records.sqlite3")
     )
     assert service.proc is not None
@@ -96,8 +107,10 @@ def test_a_minute_of_mixed_traffic_leaves_the_service_as_it_was(start_service: A
             problems.append(f"{response.request.method} {response.request.url.path}: {response.status_code}")
 
     def bomb() -> None:
-        body = {"preset": "mentor", "items": [{**ITEM, "completion": JUDGE_BOMB}]}
-        expect(http.post("/v1/score", json=body), 200)
+        expect(http.post("/v1/score", json={"preset": "mentor", "items": [{**ITEM, "completion": JUDGE_BOMB}]}), 200)
+
+    def stuck() -> None:
+        expect(http.post("/v1/score", json=stuck_score_body()), 200)
 
     def made_up_methods() -> None:
         method = "".join(rng.choices(string.ascii_uppercase, k=10))
@@ -130,6 +143,7 @@ def test_a_minute_of_mixed_traffic_leaves_the_service_as_it_was(start_service: A
 
     threads = [
         guarded("bomb", bomb),
+        guarded("stuck", stuck),
         guarded("methods", made_up_methods),
         guarded("oversized", oversized_tool_call),
         guarded("surrogates", surrogates),
