@@ -11,11 +11,11 @@ is never scored against the wrong teacher call because of call order.
 
 Bounds (see `pairing`): calls are paired optimally while both sides have at most
 `OPTIMAL_PAIRING_MAX_CALLS` (64) calls; above that greedily by similarity while at most
-`MAX_SIMILARITY_PAIRS` (16,384) similarities are needed; beyond, in order by tool name (results:
-by canonical value). The reason says which rule ran. Fuzzy string credit is skipped for pairs
-of strings longer than `FUZZY_MAX_CELLS` together (its cost is the product of the lengths), and
-the `order` tool-name mode counts a longest common subsequence with bit-parallel integers
-(O(n·m/word size)). Beside the flexible
+`MAX_SIMILARITY_PAIRS` (16,384) similarities are needed; beyond, in order by tool name, calls
+with equal arguments first (results: by canonical value). The reason says which rule ran.
+Fuzzy string credit is skipped for pairs of strings longer than `FUZZY_MAX_CELLS` together (its
+cost is the product of the lengths), and the `order` tool-name mode counts a longest common
+subsequence with bit-parallel integers (O(n·m/word size)). Beside the flexible
 scores, the module reproduces two baselines exactly: the MENTOR paper's strict trajectory
 match and ToolRL's correctness reward. Bad options raise `ScoringConfigError` naming the field;
 malformed student calls are scored (as zero), never raised.
@@ -625,12 +625,20 @@ def arguments_score(
             return 0.0
         return factor * _argument_similarity(student.arguments, ref, possible_answers, options)
 
+    def keys(name: str | None, arguments: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        # Tier 0: same name and equal arguments (BFCL rules, no tolerance); tier 1: same name.
+        try:
+            exact: tuple[Any, ...] = ((name, _canonical(arguments)),)
+        except RecursionError:
+            exact = ()
+        return exact, (name,)
+
     pairing = pair_bounded(
         len(valid),
         len(ref_calls),
         similarity,
-        lambda i: (valid[i].name,),
-        lambda j: (ref_calls[j].name,),
+        lambda i: keys(valid[i].name, valid[i].arguments),
+        lambda j: keys(ref_calls[j].name, ref_calls[j].arguments),
         key_name="tool name",
     )
     pairs = [weight for _i, _j, weight in pairing.pairs if weight > 0.0]
@@ -736,8 +744,8 @@ def results_score(
         len(produced),
         len(known),
         reproduced,
-        lambda i: keys(produced_readings[i], produced[i].name),
-        lambda j: keys(known_readings[j], known[j].name),
+        lambda i: (keys(produced_readings[i], produced[i].name),),
+        lambda j: (keys(known_readings[j], known[j].name),),
         what="results",
         key_name="canonical value",
     )

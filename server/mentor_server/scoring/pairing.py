@@ -9,9 +9,10 @@ size, and says which in `Pairing.note` so the component's reason shows it:
   similarity matrix (results identical to calling `optimal_pairing` directly);
 - otherwise, at most `MAX_SIMILARITY_PAIRS` (16,384, e.g. 128 × 128) similarities to compute:
   greedy pairing by similarity (the largest remaining similarity first);
-- beyond that the matrix is not built: calls are paired by key (the tool name, or a result's
-  canonical value) in order of appearance, computing one similarity per pair, so the cost is
-  linear in the number of calls.
+- beyond that the matrix is not built: calls are paired by key in order of appearance, first
+  calls with the same name and equal arguments (canonical form), then the rest by name alone
+  (results: by canonical value), computing one similarity per pair, so the cost is linear in
+  the number of calls.
 
 A call left unpaired scores 0 in every rule; only the choice of partners differs.
 """
@@ -19,7 +20,7 @@ A call left unpaired scores 0 in every rule; only the choice of partners differs
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -147,19 +148,20 @@ def pair_bounded(
     rows: int,
     cols: int,
     similarity: Callable[[int, int], float],
-    row_keys: Callable[[int], Sequence[Hashable]],
-    col_keys: Callable[[int], Sequence[Hashable]],
+    row_keys: Callable[[int], Sequence[Collection[Hashable]]],
+    col_keys: Callable[[int], Sequence[Collection[Hashable]]],
     *,
     what: str = "calls",
     key_name: str = "key",
 ) -> Pairing:
     """Pair `rows` student items with `cols` teacher items under the bounds of the module docstring.
 
-        `similarity(i, j)` is the weight of a pair (in [0, 1]). The keys are only used above
-        `MAX_SIMILARITY_PAIRS`: a row and a column are candidates when they share a key (a call
-        has one key, its name; a result may have several readings), and each column, in order,
-        takes the first unpaired candidate row. `what` and `key_name` name the items and the key in
-    the note.
+    `similarity(i, j)` is the weight of a pair (in [0, 1]). The keys are only used above
+    `MAX_SIMILARITY_PAIRS`. Each item gives its keys by tier (tier 0 first, e.g. a call's name
+    with its exact arguments, then its name alone); within a tier a row and a column are
+    candidates when they share a key, and each still unpaired column, in order, takes the first
+    unpaired candidate row; the next tier pairs what is left. `what` and `key_name` name the
+    items and the key in the note.
     """
     if rows == 0 or cols == 0:
         return Pairing([], "optimal", "")
@@ -170,28 +172,36 @@ def pair_bounded(
         matrix = [[similarity(i, j) for j in range(cols)] for i in range(rows)]
         note = f"paired greedily: {max(rows, cols)} {what} above the optimal-pairing cap of {OPTIMAL_PAIRING_MAX_CALLS}"
         return Pairing([(i, j, matrix[i][j]) for i, j in greedy_pairing(matrix)], "greedy", note)
-    waiting: dict[Hashable, list[int]] = {}
-    for i in range(rows):
-        for key in dict.fromkeys(row_keys(i)):
-            waiting.setdefault(key, []).append(i)
-    cursor = dict.fromkeys(waiting, 0)
+    row_tiers = [row_keys(i) for i in range(rows)]
+    col_tiers = [col_keys(j) for j in range(cols)]
     taken: set[int] = set()
+    paired_cols: set[int] = set()
     pairs: list[tuple[int, int, float]] = []
-    for j in range(cols):
-        for key in col_keys(j):
-            queue = waiting.get(key)
-            if queue is None:
+    for tier in range(max((len(t) for t in (*row_tiers, *col_tiers)), default=0)):
+        waiting: dict[Hashable, list[int]] = {}
+        for i, tiers in enumerate(row_tiers):
+            if i not in taken and tier < len(tiers):
+                for key in dict.fromkeys(tiers[tier]):
+                    waiting.setdefault(key, []).append(i)
+        cursor = dict.fromkeys(waiting, 0)
+        for j, tiers in enumerate(col_tiers):
+            if j in paired_cols or tier >= len(tiers):
                 continue
-            k = cursor[key]
-            while k < len(queue) and queue[k] in taken:
-                k += 1
-            cursor[key] = k
-            if k < len(queue):
-                i = queue[k]
-                taken.add(i)
-                cursor[key] = k + 1
-                pairs.append((i, j, similarity(i, j)))
-                break
+            for key in tiers[tier]:
+                queue = waiting.get(key)
+                if queue is None:
+                    continue
+                k = cursor[key]
+                while k < len(queue) and queue[k] in taken:
+                    k += 1
+                cursor[key] = k
+                if k < len(queue):
+                    i = queue[k]
+                    taken.add(i)
+                    paired_cols.add(j)
+                    cursor[key] = k + 1
+                    pairs.append((i, j, similarity(i, j)))
+                    break
     note = (
         f"paired in order by {key_name}: {rows}x{cols} {what} exceed the similarity-matrix cap "
         f"of {MAX_SIMILARITY_PAIRS} pairs"

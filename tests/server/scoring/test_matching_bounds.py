@@ -37,7 +37,7 @@ def _pair(rows: int, cols: int) -> tuple[int, str, str, int]:
         evaluations += 1
         return 1.0 if i == j else 0.1
 
-    pairing = pair_bounded(rows, cols, similarity, lambda i: (f"t{i}",), lambda j: (f"t{j}",))
+    pairing = pair_bounded(rows, cols, similarity, lambda i: ((f"t{i}",),), lambda j: ((f"t{j}",),))
     assert all(i == j and weight == 1.0 for i, j, weight in pairing.pairs)
     return evaluations, pairing.rule, pairing.note, len(pairing.pairs)
 
@@ -74,11 +74,20 @@ def test_keyed_pairing_takes_each_row_once_in_order() -> None:
         rows,
         cols,
         lambda i, j: 1.0,
-        lambda i: rows_keys[i] if i < len(rows_keys) else (),
-        lambda j: cols_keys[j] if j < len(cols_keys) else (),
+        lambda i: (rows_keys[i] if i < len(rows_keys) else (),),
+        lambda j: (cols_keys[j] if j < len(cols_keys) else (),),
     )
     # b -> row 1 (first row with b); a -> row 0; a -> row 3 (row 1 is taken); b -> row 2; a -> none left.
     assert [(i, j) for i, j, _ in pairing.pairs] == [(0, 1), (1, 0), (2, 3), (3, 2)]
+
+
+def test_keyed_pairing_pairs_equal_arguments_before_names_alone() -> None:
+    # One tool, 200 x 200 calls: each student call's exact twin sits elsewhere in the teacher's list.
+    student = [ToolCall("f", {"x": i % 50, "y": "abc"}) for i in range(200)]
+    reference = [ReferenceCall("f", {"x": (i * 7) % 50, "y": "abc"}) for i in range(200)]
+    score, reason = arguments_score(student, reference)
+    assert "paired in order by tool name" in reason
+    assert score == 1.0  # in plain call order, most pairs would disagree on x
 
 
 def test_argument_scores_name_the_rule_in_the_reason() -> None:
