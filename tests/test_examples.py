@@ -1,0 +1,129 @@
+"""examples/ does what the README says: the sample service.yaml starts a real service with its
+toolsets and preset, the own-code toolset runs the example module's function, the dataset row is
+a correct benchmark row, and the rollouts file scores with every built-in preset.
+
+The services are real `mentor-reward serve` processes (the README's commands), each in its own
+session and killed with the test; their waits are generous because a busy machine is slow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+MENTOR_REWARD = Path(sys.executable).with_name("mentor-reward")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def _serve(config: Path, tmp_path: Path, **env: str) -> Iterator[str]:
+    """`mentor-reward serve --config CONFIG` on a free port, records redirected into tmp_path."""
+    port = _free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MENTOR_")}
+    # The environment wins over the file: keep the test's records out of the repository.
+    environment.update(MENTOR_RECORD_PATH=str(tmp_path / "records.sqlite3"), MENTOR_WORKERS="1", **env)
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(MENTOR_REWARD), "serve", "--config", str(config), "--port", str(port)],
+            cwd=ROOT,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 300  # generous: the machine may be busy with other work
+            while True:
+                assert process.poll() is None, log_path.read_text()[-3000:]
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
+                        break
+                assert time.monotonic() < deadline, "the service did not become ready"
+                time.sleep(0.3)
+            yield url
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+@pytest.mark.e2e
+def test_sample_service_yaml_starts_with_its_toolsets_and_preset(tmp_path: Path) -> None:
+    with _serve(EXAMPLES / "service.yaml", tmp_path) as url:
+        toolset = httpx.get(f"{url}/v1/toolsets/stats", timeout=30).json()
+        assert set(toolset["executable"]) == {"mean", "median"}  # lookup_population is schema-only
+        mean = httpx.post(
+            f"{url}/v1/tools/execute",
+            json={"toolset": "stats", "name": "mean", "arguments": {"data": [1, 2, 6]}},
+            timeout=30,
+        ).json()
+        assert mean["ok"] and mean["result"] == 3
+        completion = (
+            '<tool_call>{"name": "mean", "arguments": {"data": [1, 2, 6]}}</tool_call>'
+            "<tool_response>3.0</tool_response>The mean is \\boxed{3}.<|im_end|>"
+        )
+        score = httpx.post(
+            f"{url}/v1/score",
+            json={
+                "preset": "stats-f1",
+                "items": [{"completion": completion, "ground_truth": "3", "teacher_tools": ["mean"]}],
+            },
+            timeout=60,
+        ).json()
+        assert score["results"][0]["reward"] == pytest.approx(1.0), score
+        assert score["results"][0]["components"] == {"outcome": 1.0, "tool_names": 1.0}
+    assert (tmp_path / "records.sqlite3").exists()
+
+
+@pytest.mark.e2e
+def test_own_code_toolset_runs_the_example_module(tmp_path: Path) -> None:
+    with _serve(EXAMPLES / "service-own-code.yaml", tmp_path, PYTHONPATH=str(EXAMPLES)) as url:
+        words = httpx.post(
+            f"{url}/v1/tools/execute",
+            json={"toolset": "text", "name": "word_count", "arguments": {"text": "three small words"}},
+            timeout=30,
+        ).json()
+        assert words["ok"] and words["result"] == 3, words
+
+
+def test_the_dataset_row_is_a_correct_benchmark_row() -> None:
+    from mentor_trainer.benchmark import verify_row
+
+    (line,) = (EXAMPLES / "data" / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    row = json.loads(line)
+    assert verify_row(row) == []
+    assert set(row) >= {"prompt", "ground_truth", "reference", "teacher_tools", "toolset", "messages"}
+
+
+def test_every_rollout_line_is_a_valid_item() -> None:
+    from mentor_client.protocol import ScoreItem
+
+    lines = (EXAMPLES / "rollouts.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 6
+    for line in lines:
+        ScoreItem.model_validate_json(line)
