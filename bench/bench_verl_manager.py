@@ -7,7 +7,9 @@ on one event loop (token ids in, a tiny local tokenizer decodes them); it sends 
 step. The service runs with one scoring worker, so the ratio measures what the manager and
 the HTTP path add (decoding, JSON both ways, the process hop), not parallel speed-up. The floor
 is `LocalBackend.score` on the decoded texts in this process (the engine alone). Each run times
-both; the median ratio of the runs is reported.
+both; the median ratio of the runs is reported. A second ratio compares the manager over HTTP
+with the same manager scoring in-process (`local=True`: the same decoding and label reading),
+which isolates what the service path adds.
 
     .venv/bin/python bench/bench_verl_manager.py            # 1024 items, 5 runs
     .venv/bin/python bench/bench_verl_manager.py --items 256 --runs 3
@@ -96,10 +98,13 @@ def main() -> None:
             loop = asyncio.new_event_loop()
             asyncio.set_event_loop(loop)
             manager = MentorRewardManager(config, tokenizer)
+            local_config = SimpleNamespace(reward={"reward_kwargs": {"local": True, "preset": PRESET}})
+            local_manager = MentorRewardManager(local_config, tokenizer)
+            loop.run_until_complete(_manager_step(local_manager, samples))
             # Warm both paths (engine caches, the service's worker, the HTTP connection).
             expected = engine.score(items, preset=PRESET, eos_tokens=[tokenizer.eos_token])
             loop.run_until_complete(_manager_step(manager, samples))
-            ratios, engine_s, manager_s = [], [], []
+            ratios, engine_s, manager_s, local_s, http_ratios = [], [], [], [], []
             for _ in range(args.runs):
                 t0 = time.perf_counter()
                 engine.score(items, preset=PRESET, eos_tokens=[tokenizer.eos_token])
@@ -109,16 +114,25 @@ def main() -> None:
                 t2 = time.perf_counter()
                 assert manager.requests_sent - sent == 1, "the step must go out as one request"
                 assert [o["reward_score"] for o in out] == [r.reward for r in expected.results]
+                loop.run_until_complete(_manager_step(local_manager, samples))
+                t3 = time.perf_counter()
                 engine_s.append(t1 - t0)
                 manager_s.append(t2 - t1)
+                local_s.append(t3 - t2)
                 ratios.append((t2 - t1) / (t1 - t0))
+                http_ratios.append((t2 - t1) / (t3 - t2))
             loop.close()
         finally:
             service.stop()
     print(f"{args.items} items, preset {PRESET}, {args.runs} runs (median)")
     print(f"  in-process engine (LocalBackend.score): {statistics.median(engine_s) * 1000:.0f} ms")
     print(f"  MentorRewardManager over HTTP, 1 request: {statistics.median(manager_s) * 1000:.0f} ms")
+    print(f"  MentorRewardManager in-process (local=True): {statistics.median(local_s) * 1000:.0f} ms")
     print(f"  ratio manager / engine: {statistics.median(ratios):.2f}x (runs: {', '.join(f'{r:.2f}' for r in ratios)})")
+    print(
+        f"  ratio manager over HTTP / manager in-process: {statistics.median(http_ratios):.2f}x "
+        f"(runs: {', '.join(f'{r:.2f}' for r in http_ratios)})"
+    )
 
 
 if __name__ == "__main__":
