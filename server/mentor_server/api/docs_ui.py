@@ -13,12 +13,14 @@ The OpenAPI schema is also made to say what the service really does:
   whole `ERROR_RESPONSES` table, which would otherwise promise a 413 or a body error on
   `GET /v1/presets`. A route without a body answers 422 only for its query parameters.
 
-With API keys configured the key middleware guards these pages and `/openapi.json` like every
+Without the package (an environment assembled by hand) the service starts without the two
+pages and logs why. With API keys configured the key middleware guards these pages and `/openapi.json` like every
 other route (a browser cannot send the header): browse the docs of a key-less instance.
 """
 
 from __future__ import annotations
 
+import logging
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,8 @@ from fastapi.staticfiles import StaticFiles
 from mentor_client.protocol import API_PREFIX
 
 from .guards import OPEN_PATHS
+
+log = logging.getLogger("mentor_server.api")
 
 ASSETS_URL = "/docs-assets"
 """Where the Swagger UI / ReDoc files are served (one folder of the `fastapi-offline` package)."""
@@ -57,8 +61,13 @@ ROUTE_ERRORS: dict[tuple[str, str], frozenset[int]] = {
 422, 500, and 413 with a body). A route missing here keeps the list it declares."""
 
 
-def _assets_dir() -> Path:
-    return Path(str(files("fastapi_offline") / "static"))
+def _assets_dir() -> Path | None:
+    """The package's folder of UI files, or None where it is not installed (a hand-made
+    environment such as the GPU machine's carried wheels): the service then runs without pages."""
+    try:
+        return Path(str(files("fastapi_offline") / "static"))
+    except ModuleNotFoundError:
+        return None
 
 
 def route_error_statuses(method: str, path: str, *, has_body: bool) -> frozenset[int] | None:
@@ -121,7 +130,11 @@ def install_api_docs(app: FastAPI, *, secured: bool) -> None:
     Call it on an app built with `docs_url=None, redoc_url=None`, after its routers are included.
     """
     _describe_schema(app, secured)
-    app.mount(ASSETS_URL, StaticFiles(directory=_assets_dir()), name="docs-assets")
+    assets = _assets_dir()
+    if assets is None:
+        log.warning("/docs and /redoc are off: the package with their files (fastapi-offline) is not installed")
+        return
+    app.mount(ASSETS_URL, StaticFiles(directory=assets), name="docs-assets")
     # Swagger UI would show a badge fetched from its online validator; keep the key across reloads.
     parameters = {**swagger_ui_default_parameters, "validatorUrl": None, "persistAuthorization": True}
     openapi_url = app.openapi_url or "/openapi.json"

@@ -197,3 +197,13 @@ def test_the_default_app_has_its_docs() -> None:
     app = create_app(ServiceSettings(workers=1))
     paths = {getattr(route, "path", None) for route in app.routes}
     assert {"/docs", "/redoc", "/docs-assets"} <= paths
+
+
+def test_without_the_assets_package_the_service_runs_without_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mentor_server.api import docs_ui
+
+    monkeypatch.setattr(docs_ui, "_assets_dir", lambda: None)
+    client = TestClient(create_app(ServiceSettings(workers=1)), raise_server_exceptions=False)
+    assert client.get("/docs").status_code == 404
+    assert client.get("/openapi.json").status_code == 200
+    assert client.get("/healthz").status_code == 200
