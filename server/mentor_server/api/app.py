@@ -41,7 +41,7 @@ from ..records import open_store_or_report
 from ..scoring import register_preset
 from ..toolsets import load_toolsets_file, register_toolset
 from .docs_ui import install_api_docs
-from .errors import install_error_handlers
+from .errors import SafeJSONResponse, install_error_handlers
 from .guards import ApiKeyMiddleware, BodySizeMiddleware, check_query_parameters
 from .metrics import MetricsMiddleware
 from .pool import ScoringPool
@@ -126,6 +126,8 @@ def create_app(settings: ServiceSettings | None = None, *, pool: ScoringPool | N
         version=__version__,
         description="Teacher-guided tool-use rewards for RL trainers (after MENTOR, arXiv 2510.18383).",
         lifespan=lifespan,
+        # Every answer encodes, whatever string a model sent (a lone surrogate becomes U+FFFD).
+        default_response_class=SafeJSONResponse,
         docs_url=None,  # /docs and /redoc come from install_api_docs, with local assets
         redoc_url=None,
     )

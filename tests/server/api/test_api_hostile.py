@@ -17,7 +17,7 @@ import pytest
 from _service_helpers import assert_error
 from fastapi.testclient import TestClient
 
-from mentor_client.protocol import ExecuteToolResponse
+from mentor_client.protocol import ExecuteToolResponse, ScoreResponse
 from mentor_server.api.errors import ApiError
 from mentor_server.api.guards import check_run_id, check_score_limits
 from mentor_server.api.settings import ServiceSettings
@@ -163,3 +163,19 @@ def test_bodies_within_the_bounds_pass() -> None:
         SETTINGS,
     )
     check_run_id(None, 8)
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"completion": '<tool_call>{"name": "\ud800", "arguments": {}}</tool_call>\\boxed{5}', "ground_truth": "5"},
+        {"completion": "\\boxed{5}\ud800", "ground_truth": "5\udfff", "teacher_tools": ["\ud800"]},
+    ],
+    ids=["surrogate-tool-name", "surrogates-everywhere"],
+)
+def test_a_lone_surrogate_in_an_item_is_scored_not_a_500(client: TestClient, item: dict[str, Any]) -> None:
+    body = json.dumps({"preset": "mentor", "items": [item, {"completion": "\\boxed{5}", "ground_truth": "5"}]})
+    response = client.post("/v1/score", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    parsed = ScoreResponse.model_validate_json(response.content)  # as the client reads it
+    assert len(parsed.results) == 2 and parsed.results[1].reward is not None
