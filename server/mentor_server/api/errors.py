@@ -123,7 +123,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     500: _describe("Unexpected server error."),
     503: _describe("The scoring processes are not running (starting, or failed to start)."),
 }
-"""Declared on every route so the OpenAPI schema shows the one error body."""
+"""Declared on every router so the OpenAPI schema shows the one error body; `docs_ui` then
+keeps in each route's list only the statuses that route can answer."""
 
 
 # Pydantic puts the member of a union it tried into the error location (`completion.str`,
