@@ -183,7 +183,10 @@ class LocalBackend:
         overrides: Mapping[str, Any] | None = None,
     ) -> ValidateSpecResponse:
         config = self._config(preset=preset, spec=spec, overrides=overrides)
-        return ValidateSpecResponse(spec=config.spec.spec.to_dict(), spec_hash=config.spec.hash)
+        resolved = config.spec.spec
+        return ValidateSpecResponse(
+            spec=resolved.to_dict(), spec_hash=config.spec.hash, reward_range=resolved.reward_range
+        )
 
     def execute_tool(
         self, name: str, arguments: Mapping[str, Any] | None = None, *, toolset: str = "calculator"

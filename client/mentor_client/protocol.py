@@ -252,6 +252,9 @@ class ItemResult(_Wire):
     # client can recompute `BatchStats.invalid_tool_rate` exactly over a batch sent in chunks.
     n_tool_calls: int | None = None
     n_invalid_tools: int | None = None
+    # The spec's gate that decided the reward (`not_finished`, `no_answer`, ...), if one did:
+    # the reward is then the gate's value, not the weighted sum of `components`.
+    gate: str | None = None
 
 
 class BatchStats(_Wire):
@@ -313,6 +316,8 @@ class ValidateSpecRequest(_Request):
 class ValidateSpecResponse(_Wire):
     spec: dict[str, Any]
     spec_hash: str
+    # The lowest and highest reward the spec can give (gates included), e.g. to rescale to [0, 1].
+    reward_range: tuple[float, float] | None = None
 
 
 # ---------------------------------------------------------------------------- tools

@@ -40,6 +40,8 @@ class ScoredItem(Protocol):
     def n_calls(self) -> int: ...
     @property
     def n_invalid_tools(self) -> int: ...
+    @property
+    def gate(self) -> str | None: ...
 
 
 def _text(value: str) -> str:
@@ -66,6 +68,7 @@ def item_result(score: ScoredItem) -> ItemResult:
             error=info,
             n_tool_calls=None,
             n_invalid_tools=None,
+            gate=None,
         )
     return ItemResult.model_construct(
         reward=score.reward,
@@ -74,6 +77,7 @@ def item_result(score: ScoredItem) -> ItemResult:
         error=None,
         n_tool_calls=score.n_calls,
         n_invalid_tools=score.n_invalid_tools,
+        gate=score.gate,
     )
 
 

@@ -270,7 +270,8 @@ class ScoringEngine:
         gate = self._fired_gate(parsed, answer, item)
         if gate is not None:
             when, value = gate
-            return ItemScore(value, components, f"gate {when} → {value:g}", None, len(parsed.calls), len(invalid))
+            reason = f"gate {when} → {value:g}"
+            return ItemScore(value, components, reason, None, len(parsed.calls), len(invalid), when)
 
         reward = spec.bias
         wrong = correct is False

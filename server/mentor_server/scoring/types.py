@@ -146,6 +146,8 @@ class ItemScore:
     # Facts for batch aggregates (tool-call rate, invalid-tool rate).
     n_calls: int = 0
     n_invalid_tools: int = 0
+    # The gate that decided the reward, when one did (then `reward` is the gate's value).
+    gate: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

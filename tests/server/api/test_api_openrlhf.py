@@ -136,3 +136,13 @@ def test_a_llama3_query_with_its_eos_is_finished(client: TestClient) -> None:
         json={"query": [llama], "prompts": [""], "labels": [label]},
     )
     assert pinned.json()["rewards"] == [pytest.approx(0.0)]  # not that model's EOS: truncated
+
+
+def test_extra_logs_keys_are_the_default_presets_whatever_a_labels_preset(client: TestClient) -> None:
+    labels = [{"ground_truth": "5", "teacher_tools": ["add"], "preset": "flexible"}]
+    body = client.post("/v1/openrlhf?preset=sparse", json={"query": [RESPONSE], "prompts": [""], "labels": labels})
+    logs = body.json()["extra_logs"]
+    names = list(resolve_spec("sparse").components)
+    assert set(logs) == {*names, *(f"{n}/applicable" for n in names), "item_error"}
+    item = {"completion": RESPONSE, "ground_truth": "5", "teacher_tools": ["add"]}
+    assert body.json()["rewards"] == [pytest.approx(_expected("flexible", item))]

@@ -85,4 +85,5 @@ async def validate_spec(request: ValidateSpecRequest, state: StateDep, settings:
         if value is not None:
             check_depth(value, settings.max_json_depth, name)
     config = await state.resolve_config(preset=request.preset, spec=request.spec, overrides=request.overrides)
-    return ValidateSpecResponse(spec=config.spec.to_dict(), spec_hash=config.engine.spec.hash)
+    spec = config.spec
+    return ValidateSpecResponse(spec=spec.to_dict(), spec_hash=config.engine.spec.hash, reward_range=spec.reward_range)

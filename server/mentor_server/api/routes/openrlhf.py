@@ -35,9 +35,10 @@ OpenRLHF posts `{"query": [str], "prompts": [str], "labels": [label]}` and reads
   say "no reward" (and the error is logged at WARNING).
 - `scores` (OpenRLHF's dynamic-filtering value, read in [0, 1]) is the reward rescaled by the
   spec's reward range; `rewards` is the reward itself.
-- `extra_logs` has the same keys for every sample, so OpenRLHF's `.mean()` over a step is
-  right: for each component `c`, `c` is its score where it applies and 0 where it does not, and
-  `c/applicable` is 1 or 0; the component's true mean is `mean(c) / mean(c/applicable)`.
+- `extra_logs` has the same keys for every sample (the default preset's components, whatever a
+  label's own preset), so OpenRLHF's `.mean()` over a step is right: for each component `c`,
+  `c` is its score where it applies and 0 where it does not, and `c/applicable` is 1 or 0; the
+  component's true mean is `mean(c) / mean(c/applicable)`.
 - OpenRLHF's client sends no Authorization header: run this endpoint on a service without
   API keys, bound to a private address, or use `mentor_client`'s OpenRLHF `reward_func` file,
   which authenticates.
@@ -139,8 +140,10 @@ async def openrlhf(
         )
         groups.setdefault(group, []).append(i)
 
-    if not groups:  # an empty request still validates its reward choice
-        await state.resolve_config(preset=preset or settings.openrlhf_preset, spec=None)
+    # The default reward is validated even for an empty request, and its components are the
+    # `extra_logs` keys of every sample (OpenRLHF stacks them across samples and requests).
+    default = await state.resolve_config(preset=preset or settings.openrlhf_preset, spec=None)
+    component_names = list(default.spec.components)
     configs: dict[_Group, ResolvedConfig] = {}
     for key in groups:
         configs[key] = await state.resolve_config(preset=key[0], spec=None, toolset=key[1], eos_tokens=key[2])
@@ -155,12 +158,8 @@ async def openrlhf(
     rewards: list[float] = [0.0] * n
     scores: list[float] = [0.0] * n
     per_item: list[ItemResult | None] = [None] * n
-    component_names: list[str] = []
     for key, results in zip(groups, outcomes, strict=True):
         low, high = configs[key].spec.reward_range
-        for name in configs[key].spec.components:
-            if name not in component_names:
-                component_names.append(name)
         for i, result in zip(groups[key], results, strict=True):
             if result.reward is None:
                 # This protocol cannot say "no reward": the spec's floor, flagged in extra_logs.
