@@ -1,4 +1,4 @@
-"""The commands in README.md and docs/presets.md are ones that work.
+"""The commands in README.md, docs/presets.md and docs/bring-your-own.md are ones that work.
 
 Every `mentor-reward` / `mentor-train` command in a shell block is parsed by the real argparse
 parser of its entry point (a removed subcommand or a misspelt flag fails here), every `make`
@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", ROOT / "docs" / "presets.md"]
+DOCS = [ROOT / "README.md", ROOT / "docs" / "presets.md", ROOT / "docs" / "bring-your-own.md"]
 BIN = Path(sys.executable).parent
 _FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 _ENTRY = re.compile(r"(?:\.venv/bin/)?(?:mentor-reward|mentor-train)")
