@@ -248,6 +248,46 @@ def format_table(report: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def evaluate_splits(
+    model: Any,
+    tokenizer: Any,
+    per_split: dict[str, list[dict[str, Any]]],
+    runner: ToolRunner,
+    options: EvalOptions,
+    progress: bool = False,
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """Roll out every split's rows in one batch stream, score them, and summarise each split.
+
+    Returns (metrics per split, one detail entry per rollout: id, split, the rollout, its score).
+    """
+    splits = list(per_split)
+    rows = [r for s in splits for r in per_split[s]]
+    rollouts = rollout(
+        model,
+        tokenizer,
+        [r["prompt"] for r in rows],
+        [r.get("toolset") or "calculator" for r in rows],
+        runner,
+        max_turns=options.max_turns,
+        max_new_tokens=options.max_new_tokens,
+        batch_size=options.batch_size,
+        temperature=options.temperature,
+        progress=progress,
+    )
+    scores = score_rollouts(rows, rollouts, runner, options.preset)
+    report: dict[str, dict[str, Any]] = {}
+    details: list[dict[str, Any]] = []
+    start = 0
+    for split in splits:
+        n = len(per_split[split])
+        part = slice(start, start + n)
+        report[split] = summarise(rows[part], rollouts[part], scores[part])
+        for row, r, score in zip(rows[part], rollouts[part], scores[part], strict=True):
+            details.append({"id": row["id"], "split": split, **asdict(r), "score": score})
+        start += n
+    return report, details
+
+
 def run_eval(
     data_dir: str | Path,
     model_path: str | Path,
@@ -265,29 +305,9 @@ def run_eval(
     seed_everything(options.seed)
     tokenizer = load_tokenizer(model_path)
     model = load_model(model_path, "cuda" if cuda_available() else "cpu").eval()
-    report: dict[str, dict[str, Any]] = {}
-    details: list[dict[str, Any]] = []
     started = time.perf_counter()
-    for split in options.splits:
-        rows = load_rows(data_dir, split, options.limit)
-        split_started = time.perf_counter()
-        rollouts = rollout(
-            model,
-            tokenizer,
-            [r["prompt"] for r in rows],
-            [r.get("toolset") or "calculator" for r in rows],
-            runner,
-            max_turns=options.max_turns,
-            max_new_tokens=options.max_new_tokens,
-            batch_size=options.batch_size,
-            temperature=options.temperature,
-            progress=progress,
-        )
-        scores = score_rollouts(rows, rollouts, runner, options.preset)
-        report[split] = summarise(rows, rollouts, scores)
-        report[split]["seconds"] = round(time.perf_counter() - split_started, 2)
-        for row, r, s in zip(rows, rollouts, scores, strict=True):
-            details.append({"id": row["id"], "split": split, **asdict(r), "score": s})
+    per_split = {split: load_rows(data_dir, split, options.limit) for split in options.splits}
+    report, details = evaluate_splits(model, tokenizer, per_split, runner, options, progress)
     warnings = finish_warnings(report)
     for text in warnings:
         print(f"warning: {text}", file=sys.stderr, flush=True)

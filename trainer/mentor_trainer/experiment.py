@@ -72,6 +72,22 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------- the run
+Reused = tuple[Path, dict[str, Any], list[str], dict[str, Any], dict[str, Any]]
+
+
+def reuse_checkpoint_a(options: ExperimentOptions) -> Reused:
+    """Data, base model and checkpoint A left in `workdir` by an earlier run (`--reuse-sft`): the
+    data folder, manifest, evaluated splits, base model summary and SFT summary, as the stages give them."""
+    data = options.workdir / "data"
+    manifest = json.loads((data / "manifest.json").read_text(encoding="utf-8"))
+    names = [n for n in manifest["splits"] if n != "train"]
+    known = [n for n in ("test", "ood_long", "ood_combo") if n in names]
+    splits = known + sorted(n for n in names if n not in known)
+    built = json.loads((options.workdir / "base" / "tiny-model.json").read_text(encoding="utf-8"))
+    sft = json.loads((options.workdir / "sft" / "run.json").read_text(encoding="utf-8"))
+    return data, manifest, splits, built, sft
+
+
 def clean_workdir(workdir: Path) -> None:
     """Remove what a run writes in `workdir` (and nothing else: it may be a folder the user gave)."""
     if not workdir.is_dir():
@@ -90,7 +106,12 @@ def run_experiment(options: ExperimentOptions) -> dict[str, Any]:
     budget_s = options.budget_s if options.budget_s is not None else options.size.budget_s
     budget = BudgetPlan(budget_s, None if budget_s is None else t0 + budget_s)
     options.out.mkdir(parents=True, exist_ok=True)
-    clean_workdir(options.workdir)
+    reused = options.reuse_sft and (options.workdir / "sft" / "run.json").is_file()
+    if reused:  # keep data, base model and checkpoint A; only the GRPO runs start over
+        for stale in options.workdir.glob("grpo-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+    else:
+        clean_workdir(options.workdir)
     options.workdir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
 
@@ -143,22 +164,28 @@ def run_experiment(options: ExperimentOptions) -> dict[str, Any]:
 
     runner: ToolRunner | None = None
     try:
-        with phase("data", "generating the benchmark"):
-            data, manifest, splits = build_data(options)
+        if reused:
+            data, manifest, splits, built, report["sft"] = reuse_checkpoint_a(options)
+            report["reused_sft"] = str(options.workdir / "sft")
+            _say(f"         reusing data, tokenizer, decoder and checkpoint A from {options.workdir}")
+        else:
+            with phase("data", "generating the benchmark"):
+                data, manifest, splits = build_data(options)
+            with phase("model", "training the tokenizer and building the decoder"):
+                built = build_base_model(options, data)
         report["splits"] = splits
         report["data"] = {
             name: {"rows": info["rows"], "sha256": info["sha256"]} for name, info in manifest["splits"].items()
         }
-        with phase("model", "training the tokenizer and building the decoder"):
-            built = build_base_model(options, data)
         report["model"] = {
             "parameters": built["parameters"],
             "vocab_size": built["vocab_size"],
             "config": built["config"],
         }
         _say(f"         {built['parameters']:,} parameters, vocabulary {built['vocab_size']}")
-        with phase("sft", f"SFT on in-domain teacher traces -> checkpoint A ({device})"):
-            report["sft"] = run_sft_stage(options, data, device)
+        if not reused:
+            with phase("sft", f"SFT on in-domain teacher traces -> checkpoint A ({device})"):
+                report["sft"] = run_sft_stage(options, data, device)
         sft = report["sft"]
         _say(
             f"         {sft['steps']} steps of {sft['batch']} rows, "
@@ -299,6 +326,7 @@ def options_from_args(
     keep: bool,
     command: str,
     torch_threads: int | None = None,
+    reuse_sft: bool = False,
 ) -> ExperimentOptions:
     """Validate the command line into `ExperimentOptions` (a bad value raises ValueError naming the flag)."""
     if size not in SIZES:
@@ -341,6 +369,7 @@ def options_from_args(
         budget_s=budget_s,
         service_workers=service_workers,
         torch_threads=torch_threads,
+        reuse_sft=reuse_sft,
         keep=keep,
         command=command or "mentor-train " + shlex.join(sys.argv[1:]),
     )

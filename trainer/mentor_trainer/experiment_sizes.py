@@ -175,5 +175,6 @@ class ExperimentOptions:
     budget_s: float | None = None
     service_workers: int | None = None  # default: one per core
     torch_threads: int | None = None  # None: torch's default (one per core)
+    reuse_sft: bool = False  # reuse data, base model and checkpoint A found in `workdir`
     keep: bool = False
     command: str = ""

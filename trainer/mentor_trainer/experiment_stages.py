@@ -10,7 +10,7 @@ import platform
 import statistics
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -152,42 +152,34 @@ def evaluate_checkpoint(
     device: str,
     rollouts_path: Path | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Greedy tool-executing rollouts on every split at once (one batch stream), scored by the service;
-    the rollouts go to `rollouts_path` (JSONL) so a surprising number can be read back."""
+    """Greedy tool-executing rollouts on every split at once (`evaluate.evaluate_splits`: one batch
+    stream), scored by the service; the rollouts go to `rollouts_path` (JSONL) so a surprising
+    number can be read back."""
     from .benchmark import load_rows
-    from .evaluate import finish_warnings, rollout, score_rollouts, summarise
+    from .evaluate import EvalOptions, evaluate_splits, finish_warnings
     from .runtime import load_model, load_tokenizer
 
     tokenizer = load_tokenizer(model_dir)
     model = load_model(model_dir, device).eval()
-    per_split = {s: load_rows(data, s, size.eval_rows) for s in splits}
-    rows = [r for s in splits for r in per_split[s]]
+    options = EvalOptions(
+        splits=tuple(splits),
+        max_turns=size.eval_max_turns,
+        max_new_tokens=size.eval_max_new_tokens,
+        batch_size=size.eval_batch,
+        temperature=0.0,
+        preset=EVAL_PRESET,
+    )
     with _autocast(device):
-        rollouts = rollout(
-            model,
-            tokenizer,
-            [r["prompt"] for r in rows],
-            [r.get("toolset") or "calculator" for r in rows],
-            runner,
-            max_turns=size.eval_max_turns,
-            max_new_tokens=size.eval_max_new_tokens,
-            batch_size=size.eval_batch,
-            temperature=0.0,
+        report, details = evaluate_splits(
+            model, tokenizer, {s: load_rows(data, s, size.eval_rows) for s in splits}, runner, options
         )
-    scores = score_rollouts(rows, rollouts, runner, EVAL_PRESET)
-    report: dict[str, dict[str, Any]] = {}
-    start = 0
-    for split in splits:
-        n = len(per_split[split])
-        report[split] = summarise(rows[start : start + n], rollouts[start : start + n], scores[start : start + n])
-        start += n
     for text in finish_warnings(report):
         _say(f"      warning ({model_dir.name}): {text}")
     if rollouts_path is not None:
         rollouts_path.parent.mkdir(parents=True, exist_ok=True)
         with rollouts_path.open("w", encoding="utf-8") as fh:
-            for row, r, score in zip(rows, rollouts, scores, strict=True):
-                fh.write(json.dumps({"id": row["id"], **asdict(r), "score": score}, ensure_ascii=False) + "\n")
+            for entry in details:
+                fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
     del model
     return report
 
@@ -237,23 +229,22 @@ def run_grpo_stage(
     stop_at: int | None,
     plan: Planner | None = None,
 ) -> GRPOResult:
-    """GRPO from checkpoint A with `method` as the reward; saves `workdir/grpo-<method>-s<seed>`."""
+    """GRPO from checkpoint A with `method` as the reward; saves `workdir/grpo-<method>-s<seed>`.
+
+    The trainer is `grpo.build_trainer`'s, with the reward and the tool runner wrapped in clocks and a
+    step clock that lets the budget fix the step count after calibration.
+    """
     configure_offline()
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
-    from trl.trainer.grpo_trainer import GRPOTrainer
+    from trl.trainer.grpo_config import GRPOConfig
 
-    from mentor_client.adapters.trl import trl_reward_func
-
-    from .grpo import GRPOOptions, SignalMonitor, grpo_config, grpo_dataset, reward_metrics, signal_callback
-    from .runtime import load_model, load_tokenizer, seed_everything
-    from .tools import build_tools
+    from .grpo import GRPOOptions, RewardSource, build_trainer, reward_metrics
+    from .runtime import checkpointing_kwargs
 
     size = options.size
     out = options.workdir / f"grpo-{method}-s{seed}"
     started = time.perf_counter()
-    seed_everything(seed)
     sft = options.workdir / "sft"
-    tokenizer = load_tokenizer(sft)
     grpo_options = GRPOOptions(
         max_steps=size.grpo_steps if stop_at is None else max(stop_at, 1),
         learning_rate=size.grpo_lr,
@@ -265,39 +256,35 @@ def run_grpo_stage(
         temperature=size.temperature,
         seed=seed,
         logging_steps=1,
-        # A constant rate: a run the budget stops early has had the same schedule as the others.
-        extra={"lr_scheduler_type": "constant", "disable_tqdm": True},
+        extra={
+            # A constant rate: a run the budget stops early has had the same schedule as the others.
+            "lr_scheduler_type": "constant",
+            "disable_tqdm": True,
+            # Activation checkpointing (on by default on GPU) only costs time at this model size.
+            **checkpointing_kwargs(GRPOConfig, False),
+        },
     )
-    config = grpo_config(out, grpo_options)
-    # Activation checkpointing (on by default on GPU) only costs time at this model size.
-    for name in ("gradient_checkpointing", "activation_checkpointing"):
-        if hasattr(config, name):
-            setattr(config, name, False)
     runner = TimedToolRunner(base_url)
-    # Resolved by the service first: a bad preset fails before any model loads, and the spec names
-    # the reward components TRL logs per step.
-    components = [str(c) for c in runner.backend.validate_spec(preset=method).spec.get("components", {})]
-    reward = TimedReward(
-        trl_reward_func(
-            base_url,
-            preset=method,
-            toolset="calculator",
-            eos_token_id=tokenizer.eos_token_id,
-            run_id=f"{method}-s{seed}",
-        )
-    )
-    reward_funcs: list[Any] = [reward]
+    timed: list[TimedReward] = []
+
+    def wrap(reward: Any) -> TimedReward:
+        timed.append(TimedReward(reward))
+        return timed[-1]
+
     clock = _step_clock()(stop_at, plan, f"{method} s{seed}")
-    monitor = SignalMonitor()
-    trainer = GRPOTrainer(
-        model=load_model(sft),
-        reward_funcs=reward_funcs,
-        args=config,
-        train_dataset=grpo_dataset(data, "train"),
-        processing_class=tokenizer,
-        tools=build_tools(runner, "calculator"),
-        callbacks=[clock, signal_callback(monitor, lambda text: _say(f"      warning ({method} seed {seed}): {text}"))],
+    run = build_trainer(
+        data,
+        sft,
+        out,
+        RewardSource(base_url=base_url, preset=method, toolset="calculator", run_id=f"{method}-s{seed}"),
+        grpo_options,
+        runner=runner,
+        wrap_reward=wrap,
+        callbacks=[clock],
+        say=lambda text: _say(f"      warning ({method} seed {seed}): {text}"),
     )
+    trainer, reward, components, monitor = run.trainer, timed[0], run.components, run.monitor
+    tokenizer = trainer.processing_class
     for callback in (PrinterCallback, ProgressCallback):  # one line per step below instead of log dicts
         trainer.remove_callback(callback)
 

@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .chat import prompt_without_tool_block
 from .runtime import checkpointing_kwargs, configure_offline
+
+if TYPE_CHECKING:
+    from .tools import ToolRunner
 
 REWARD_COLUMNS = ("prompt", "ground_truth", "reference", "teacher_tools")
 
@@ -151,9 +155,8 @@ def grpo_config(out: str | Path, options: GRPOOptions) -> Any:
         seed=options.seed,
         dataloader_num_workers=0,
         # TRL turns activation checkpointing on by default; on CPU and small models it only costs time.
-        **checkpointing_kwargs(GRPOConfig, not use_cpu),
-        **vllm,
-        **options.extra,
+        # `extra` comes last and wins (e.g. checkpointing off on a GPU too, for a model this small).
+        **{**checkpointing_kwargs(GRPOConfig, not use_cpu), **vllm, **options.extra},
     )
 
 
@@ -173,11 +176,19 @@ def build_trainer(
     out: str | Path,
     source: RewardSource,
     options: GRPOOptions | None = None,
+    *,
+    runner: ToolRunner | None = None,
+    wrap_reward: Callable[[Any], Any] | None = None,
+    callbacks: Sequence[Any] = (),
+    say: Callable[[str], None] | None = None,
 ) -> GRPORun:
     """Everything wired, not yet trained: model, tokenizer, dataset, reward, tools, config.
 
     The reward spec is resolved first (by the service, or locally), so a bad preset or spec,
-    or a service that cannot be reached, fails before any model is loaded.
+    or a service that cannot be reached, fails before any model is loaded. `runner` executes the
+    rollouts' tool calls (default: one for `source`), `wrap_reward` wraps the reward function (the
+    experiment times it), `callbacks` are extra TrainerCallbacks, `say` prints learning-signal warnings
+    (default: stderr).
     """
     configure_offline()
     from trl.trainer.grpo_trainer import GRPOTrainer
@@ -188,7 +199,7 @@ def build_trainer(
     from .tools import ToolRunner, build_tools
 
     options = options or GRPOOptions()
-    runner = ToolRunner(source.base_url, local=source.local, api_key=source.api_key)
+    runner = runner or ToolRunner(source.base_url, local=source.local, api_key=source.api_key)
     resolved = runner.backend.validate_spec(
         preset=None if source.spec is not None else source.preset,
         spec=source.spec,
@@ -208,7 +219,7 @@ def build_trainer(
         local=source.local,
         run_id=source.run_id,
     )
-    reward_funcs: list[Any] = [reward]
+    reward_funcs: list[Any] = [wrap_reward(reward) if wrap_reward is not None else reward]
     monitor = SignalMonitor()
     trainer = GRPOTrainer(
         model=model,
@@ -217,9 +228,14 @@ def build_trainer(
         train_dataset=grpo_dataset(data_dir, options.split, options.limit, options.families),
         processing_class=tokenizer,
         tools=build_tools(runner, source.toolset),
-        callbacks=[signal_callback(monitor)],
+        callbacks=[*callbacks, signal_callback(monitor, say)],
     )
-    return GRPORun(trainer, resolved.spec_hash, [str(c) for c in resolved.spec.get("components", {})], monitor)
+    return GRPORun(
+        trainer,
+        resolved.spec_hash,
+        [str(c) for c in resolved.spec.get("components", {})],
+        monitor,
+    )
 
 
 # ---------------------------------------------------------------------------- learning signal
@@ -284,7 +300,14 @@ def signal_callback(monitor: SignalMonitor | None = None, say: Any = None) -> An
     class LearningSignal(TrainerCallback):
         monitor = watched
 
-        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
+        def on_log(
+            self,
+            args: Any,
+            state: Any,
+            control: Any,
+            logs: dict[str, Any] | None = None,
+            **kw: Any,
+        ) -> None:
             for text in watched.observe(int(state.global_step), logs or {}):
                 emit(text)
 

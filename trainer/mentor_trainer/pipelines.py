@@ -88,6 +88,11 @@ def _configure_experiment(p: argparse.ArgumentParser) -> None:
         help="torch CPU threads (default: one per core; 1 is much faster on a CPU other jobs share)",
     )
     p.add_argument("--keep", action="store_true", help="keep the data and checkpoints")
+    p.add_argument(
+        "--reuse-sft",
+        action="store_true",
+        help="reuse the data, decoder and checkpoint A an earlier run (same size and data seed) left in the workdir",
+    )
     p.add_argument("--command-label", default="", help="the command to record in the JSON (default: this one)")
     _json_flag(p)
 
@@ -127,6 +132,7 @@ def _run_experiment(args: argparse.Namespace) -> int:
         keep=args.keep,
         command=args.command_label,
         torch_threads=args.torch_threads,
+        reuse_sft=args.reuse_sft,
     )
     report = run_experiment(options)
     if args.json:
