@@ -21,7 +21,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Annotated, Any
 
@@ -110,16 +110,29 @@ class ServiceState:
 
     # ------------------------------------------------------------------ scoring
     async def score_items(
-        self, config: ResolvedConfig, items: list[Any], *, run_id: str | None, step: int | None
+        self,
+        config: ResolvedConfig,
+        items: list[Any],
+        *,
+        run_id: str | None,
+        step: int | None,
+        refused: Mapping[int, ItemScore] | None = None,
     ) -> tuple[list[ItemResult], BatchStats]:
-        """Score, aggregate, account and record one batch; results in the order of `items`."""
+        """Score, aggregate, account and record one batch; results in the order of `items`.
+
+        `refused` holds the items already answered by a cheap check (e.g. over a size limit):
+        they are not sent to the workers but are reported, counted and recorded like the rest.
+        """
         pool = self.require_pool()
+        refused = refused or {}
+        # Each item travels with its index in the request, so errors name `items[i]` whatever chunk it is in.
+        jobs = [(index, item) for index, item in enumerate(items) if index not in refused]
         self.metrics.batches_in_flight.inc()
         try:
-            # Each item travels with its index in the request, so errors name `items[i]` whatever chunk it is in.
-            scores = await pool.score(config.engine, list(enumerate(items))) if items else []
+            scored = iter(await pool.score(config.engine, jobs) if jobs else [])
         finally:
             self.metrics.batches_in_flight.dec()
+        scores = [refused[index] if index in refused else next(scored) for index in range(len(items))]
         results = [item_result(_named(score, index)) for index, score in enumerate(scores)]
         stats = batch_stats(results)
         self.metrics.record_batch(config.label, results, stats)

@@ -191,7 +191,7 @@ def test_a_streamed_body_over_the_limit_is_a_413(small_limit: TestClient) -> Non
 
 
 def test_a_huge_string_under_the_limit_is_scored(client: TestClient) -> None:
-    completion = "blah " * 400_000 + GOOD_COMPLETION  # 2 MB of text
+    completion = "blah " * 190_000 + GOOD_COMPLETION  # 0.95 MB of text, under max_completion_chars
     body = client.post(
         "/v1/score",
         json={
@@ -235,3 +235,12 @@ def test_a_server_bug_is_a_500_with_the_error_body(make_client: Any) -> None:
 def test_query_parameters_are_checked_strictly(client: TestClient, method: str, path: str, param: str) -> None:
     body = {"query": [], "prompts": [], "labels": []} if method == "POST" else None
     assert_error(client.request(method, path, json=body), 422, "validation_error", param)
+
+
+def test_a_completion_over_its_size_limit_is_that_items_error(client: TestClient) -> None:
+    huge = {"completion": "blah " * 300_000, "ground_truth": "5"}  # 1.5 M characters, over the 1 M limit
+    body = client.post("/v1/score", json={"preset": "mentor", "items": [GOOD_ITEM, huge, GOOD_ITEM]}).json()
+    results = body["results"]
+    assert results[1]["reward"] is None and results[1]["error"]["type"] == "too_large"
+    assert results[1]["error"]["param"] == "items[1].completion"
+    assert results[0]["reward"] == pytest.approx(1.1) and results[2]["reward"] == pytest.approx(1.1)

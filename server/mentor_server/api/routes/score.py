@@ -23,33 +23,55 @@ from fastapi.responses import Response
 
 from mentor_client.protocol import API_PREFIX, ScoreRequest, ScoreResponse
 
+from ...scoring import ItemError, ItemScore
 from ..errors import ERROR_RESPONSES, ApiError, JSONErrorRoute
-from ..guards import check_depth
+from ..guards import check_completion, check_depth, check_run_id, check_schemas
+from ..settings import ServiceSettings
 from ..state import SettingsDep, StateDep
 
 router = APIRouter(prefix=API_PREFIX, tags=["scoring"], route_class=JSONErrorRoute, responses=ERROR_RESPONSES)
 
 
-def check_request_shape(request: ScoreRequest, max_items: int, max_depth: int) -> None:
-    """Enforce the item limit and the nesting bound (items themselves are read by the workers)."""
-    if len(request.items) > max_items:
+def check_request_shape(request: ScoreRequest, settings: ServiceSettings) -> dict[int, ItemScore]:
+    """The cheap bounds, checked before any item is read: the item count, the inline schemas'
+    sizes, `run_id`, `step` and nesting are the request's (a 413/422 naming the field); a
+    completion over its size limits is that item's own error (returned by index), so one
+    oversized rollout does not fail its batch."""
+    if len(request.items) > settings.max_items:
         raise ApiError(
             413,
-            f"the batch has {len(request.items)} items; the limit is {max_items} per request "
+            f"the batch has {len(request.items)} items; the limit is {settings.max_items} per request "
             "(split it, as the client does)",
             type="too_many_items",
             param="items",
         )
+    check_schemas(request.tools, request.spec, request.overrides, settings)
+    check_run_id(request.run_id, settings.max_run_id_chars)
     if request.step is not None and not -(2**63) <= request.step < 2**63:
         # The record stores steps as 64-bit integers.
         raise ApiError(422, "step: must fit in a signed 64-bit integer", type="validation_error", param="step")
     for name in ("spec", "overrides", "tools"):
         value = getattr(request, name)
         if value is not None:
-            check_depth(value, max_depth, name)
+            check_depth(value, settings.max_json_depth, name)
+    refused: dict[int, ItemScore] = {}
     for index, item in enumerate(request.items):
-        if isinstance(item, (dict, list)):
-            check_depth(item, max_depth - 1, f"items[{index}]")
+        if not isinstance(item, dict):
+            continue
+        try:
+            check_completion(
+                item.get("completion"),
+                f"items[{index}].completion",
+                max_chars=settings.max_completion_chars,
+                max_messages=settings.max_messages_per_completion,
+                max_calls=settings.max_calls_per_completion,
+            )
+            check_depth(item, settings.max_json_depth - 1, f"items[{index}]")
+        except ApiError as exc:
+            if exc.type == "too_deep":
+                raise
+            refused[index] = ItemScore(None, {}, exc.message, ItemError(exc.type, exc.message, exc.param))
+    return refused
 
 
 @router.post(
@@ -59,7 +81,7 @@ def check_request_shape(request: ScoreRequest, max_items: int, max_depth: int) -
     description=__doc__,
 )
 async def score(request: ScoreRequest, state: StateDep, settings: SettingsDep) -> Any:
-    check_request_shape(request, settings.max_items, settings.max_json_depth)
+    refused = check_request_shape(request, settings)
     config = await state.resolve_config(
         preset=request.preset,
         spec=request.spec,
@@ -69,7 +91,9 @@ async def score(request: ScoreRequest, state: StateDep, settings: SettingsDep) -
         parser=request.parser,
         eos_tokens=request.eos_tokens,
     )
-    results, stats = await state.score_items(config, request.items, run_id=request.run_id, step=request.step)
+    results, stats = await state.score_items(
+        config, request.items, run_id=request.run_id, step=request.step, refused=refused
+    )
     response = ScoreResponse.model_construct(
         results=results, spec_hash=config.engine.spec.hash, preset=config.preset, stats=stats
     )
