@@ -55,11 +55,11 @@ from fastapi import APIRouter, Query
 from mentor_client.adapters._common import label_fields
 from mentor_client.protocol import API_PREFIX, ItemResult, OpenRLHFRequest, OpenRLHFResponse
 
-from ...scoring import ScoringConfigError, item_from_dict
+from ...scoring import ItemError, ItemScore, ScoringConfigError, item_from_dict
 from ...scoring.engine import check_eos_tokens
 from ...scoring.types import join_path
 from ..errors import ERROR_RESPONSES, ApiError, JSONErrorRoute
-from ..guards import check_depth
+from ..guards import check_completion, check_depth, check_run_id
 from ..state import ResolvedConfig, SettingsDep, StateDep
 
 log = logging.getLogger("mentor_server.api.openrlhf")
@@ -96,6 +96,7 @@ async def openrlhf(
     for name, values in (("prompts", request.prompts), ("labels", request.labels)):
         if len(values) != n:
             raise ApiError(422, f"'{name}' has {len(values)} entries for {n} queries", param=name)
+    check_run_id(run_id, settings.max_run_id_chars)
     try:
         default_eos = check_eos_tokens(eos_tokens)
     except ScoringConfigError as exc:
@@ -103,6 +104,7 @@ async def openrlhf(
 
     groups: dict[_Group, list[int]] = {}
     items: list[dict[str, Any]] = []
+    refused: dict[int, ItemScore] = {}
     for i, (query, prompt, raw) in enumerate(zip(request.query, request.prompts, request.labels, strict=True)):
         where = f"labels[{i}]"
         try:
@@ -132,6 +134,16 @@ async def openrlhf(
             # The label reader's messages start with the field they are about.
             named = message.split(":", 1)[0]
             raise ApiError(422, message, param=named if named.startswith(where) else where) from exc
+        try:
+            check_completion(
+                item["completion"],
+                f"query[{i}]",
+                max_chars=settings.max_completion_chars,
+                max_messages=settings.max_messages_per_completion,
+                max_calls=settings.max_calls_per_completion,
+            )
+        except ApiError as exc:  # scored as this sample's error (the floor, flagged), not the request's
+            refused[i] = ItemScore(None, {}, exc.message, ItemError(exc.type, exc.message, exc.param))
         items.append(item)
         group = (
             fields.get("preset") or preset or settings.openrlhf_preset,
@@ -149,8 +161,10 @@ async def openrlhf(
         configs[key] = await state.resolve_config(preset=key[0], spec=None, toolset=key[1], eos_tokens=key[2])
 
     async def run(key: _Group) -> list[ItemResult]:
+        members = groups[key]
+        own_refusals = {j: refused[i] for j, i in enumerate(members) if i in refused}
         results, _stats = await state.score_items(
-            configs[key], [items[i] for i in groups[key]], run_id=run_id, step=step
+            configs[key], [items[i] for i in members], run_id=run_id, step=step, refused=own_refusals
         )
         return results
 
