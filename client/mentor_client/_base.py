@@ -352,8 +352,12 @@ class BaseClient:
             return json.dumps(model.model_dump(exclude_none=True), ensure_ascii=True).encode()
 
     @staticmethod
-    def _records_params(run_id: str | None, step: int | None, limit: int | None) -> dict[str, str | int]:
+    def _records_params(
+        run_id: str | None, step: int | None, limit: int | None, offset: int | None = None
+    ) -> dict[str, str | int]:
         params: dict[str, str | int] = {}
+        if offset:
+            params["offset"] = offset
         if run_id is not None:
             params["run_id"] = run_id
         if step is not None:

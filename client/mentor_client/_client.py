@@ -236,9 +236,12 @@ class RewardClient(BaseClient):
         response = self._send("POST", f"{_V1}/tools/execute", body=self._body(request))
         return decode(response, ExecuteToolResponse)
 
-    def records(self, *, run_id: str | None = None, step: int | None = None, limit: int | None = None) -> RecordList:
-        """Recorded scores (when the service records), filtered by run and step."""
-        params = self._records_params(run_id, step, limit)
+    def records(
+        self, *, run_id: str | None = None, step: int | None = None, limit: int | None = None, offset: int = 0
+    ) -> RecordList:
+        """One page of recorded scores (when the service records), filtered by run and step; pass
+        the page's `next_offset` as `offset` for the next one."""
+        params = self._records_params(run_id, step, limit, offset)
         return decode(self._send("GET", f"{_V1}/records", params=params), RecordList)
 
     def health(self) -> HealthResponse:
@@ -420,9 +423,9 @@ class AsyncRewardClient(BaseClient):
         return decode(response, ExecuteToolResponse)
 
     async def records(
-        self, *, run_id: str | None = None, step: int | None = None, limit: int | None = None
+        self, *, run_id: str | None = None, step: int | None = None, limit: int | None = None, offset: int = 0
     ) -> RecordList:
-        params = self._records_params(run_id, step, limit)
+        params = self._records_params(run_id, step, limit, offset)
         return decode(await self._send("GET", f"{_V1}/records", params=params), RecordList)
 
     async def health(self) -> HealthResponse:

@@ -394,9 +394,20 @@ class ScoreRecord(_Wire):
 
 
 class RecordList(_Wire):
+    """One page of records; `next_offset` asks for the next page (None after the last)."""
+
     records: list[ScoreRecord]
+    next_offset: int | None = None
+
+
+class RecordingHealth(_Wire):
+    """Whether the score record works: `off`, `ok`, or `degraded` with the reason."""
+
+    status: Literal["off", "ok", "degraded"]
+    message: str | None = None
 
 
 class HealthResponse(_Wire):
     status: Literal["ok", "ready", "not_ready"]
     version: str = ""
+    recording: RecordingHealth | None = None

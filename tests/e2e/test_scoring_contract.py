@@ -202,3 +202,28 @@ def test_the_verl_and_openrlhf_adapters_give_the_services_rewards(
         assert {k: float(v[0]) for k, v in out["extra_logs"].items()} == {
             k: v[0] for k, v in url["extra_logs"].items()
         }, IDS[i]
+
+
+def test_the_client_pages_through_records_and_reads_recording_health(start_service: Any, tmp_path: Any) -> None:
+    recorded = start_service(record_backend="sqlite", record_path=str(tmp_path / "records.sqlite3"))
+    with RewardClient(recorded.base_url) as client:
+        client.score(ITEMS[:5], preset="mentor", run_id="paging", step=3)
+        seen: list[Any] = []
+        offset: int | None = 0
+        while offset is not None:
+            page = client.records(run_id="paging", limit=2, offset=offset)
+            seen.extend(page.records)
+            offset = page.next_offset
+        health = client.health()
+    assert [r.reward for r in seen] == [r["reward"] for r in _http_results(recorded, ITEMS[:5])]
+    assert {r.step for r in seen} == {3}
+    assert health.recording is not None and health.recording.status == "ok"
+
+
+def _http_results(service: ServiceProcess, items: list[Any]) -> list[dict[str, Any]]:
+    body = json.dumps({"preset": "mentor", "items": items}, ensure_ascii=True)
+    response = httpx.post(
+        service.base_url + "/v1/score", content=body, headers={"content-type": "application/json"}, timeout=120
+    )
+    results: list[dict[str, Any]] = response.json()["results"]
+    return results

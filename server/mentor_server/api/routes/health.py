@@ -13,14 +13,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel
 
-from mentor_client.protocol import HealthResponse
+from mentor_client.protocol import HealthResponse, RecordingHealth
 
 from ... import __version__
 from ..errors import ERROR_RESPONSES, ApiError
@@ -28,17 +27,6 @@ from ..metrics import render
 from ..state import ServiceState, StateDep
 
 router = APIRouter(tags=["health"])
-
-
-class RecordingHealth(BaseModel):
-    status: Literal["off", "ok", "degraded"]
-    message: str | None = None
-
-
-class ServiceHealth(HealthResponse):
-    """`HealthResponse` plus the state of the score record (older clients ignore the field)."""
-
-    recording: RecordingHealth | None = None
 
 
 _QUERY_ERROR: dict[int | str, dict[str, Any]] = {422: ERROR_RESPONSES[422]}
@@ -54,22 +42,22 @@ def recording_health(request: Request, state: ServiceState) -> RecordingHealth:
     return RecordingHealth(status="ok" if status == "ok" else "degraded", message=message)
 
 
-@router.get("/healthz", response_model=ServiceHealth, summary="Liveness", responses=_QUERY_ERROR)
-async def healthz(request: Request, state: StateDep) -> ServiceHealth:
-    return ServiceHealth(status="ok", version=__version__, recording=recording_health(request, state))
+@router.get("/healthz", response_model=HealthResponse, summary="Liveness", responses=_QUERY_ERROR)
+async def healthz(request: Request, state: StateDep) -> HealthResponse:
+    return HealthResponse(status="ok", version=__version__, recording=recording_health(request, state))
 
 
 @router.get(
     "/readyz",
-    response_model=ServiceHealth,
+    response_model=HealthResponse,
     summary="Readiness",
     responses={**_QUERY_ERROR, 503: ERROR_RESPONSES[503]},
 )
-async def readyz(request: Request, state: StateDep) -> ServiceHealth:
+async def readyz(request: Request, state: StateDep) -> HealthResponse:
     if state.pool is None or not state.pool.ready:
         failure = state.pool.failure if state.pool is not None else None
         raise ApiError(503, failure or "the scoring workers are starting", type="not_ready")
-    return ServiceHealth(status="ready", version=__version__, recording=recording_health(request, state))
+    return HealthResponse(status="ready", version=__version__, recording=recording_health(request, state))
 
 
 @router.get("/metrics", include_in_schema=False)
