@@ -48,7 +48,7 @@ def test_toolsets_list_schemas_and_executable_tools(client: TestClient) -> None:
 def test_validate_returns_the_normalised_spec_and_hash(client: TestClient, request_body: dict) -> None:
     body = client.post("/v1/specs/validate", json=request_body).json()
     spec = resolve_spec(**request_body)
-    assert body == {"spec": spec.to_dict(), "spec_hash": spec.hash}
+    assert body == {"spec": spec.to_dict(), "spec_hash": spec.hash, "reward_range": list(spec.reward_range)}
 
 
 def test_validate_names_the_bad_field(client: TestClient) -> None:
