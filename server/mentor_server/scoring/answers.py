@@ -10,6 +10,9 @@ math-verify only when the fast paths cannot decide. Gold answers are prepared on
 LRU cache (the `num_generations` rollouts of a prompt share one gold), and verdicts are cached per
 (prediction, gold) pair.
 
+With `mode="qa_em"` or `"qa_f1"` the judge scores worded answers instead, with SQuAD's exact
+match or token F1 (`mentor_server.scoring.qa`); the verdict then carries the metric as `score`.
+
 Time limit. math-verify's own timeout uses `signal.alarm`: whole seconds only, it replaces the
 process's SIGALRM handler, and off the main thread it raises `ValueError` (the reward service may
 score in worker threads). We call it with its timeouts disabled and enforce the per-item limit
@@ -55,9 +58,14 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Final, Generic, NamedTuple, TypeVar
 
+from mentor_server.scoring.qa import qa_scores
 from mentor_server.scoring.types import ScoringConfigError
 
-__all__ = ["AnswerJudge", "AnswerVerdict", "extract_boxed", "strip_boxed"]
+__all__ = ["JUDGE_MODES", "AnswerJudge", "AnswerVerdict", "extract_boxed", "strip_boxed"]
+
+# "math": numeric/symbolic equivalence (the default); "qa_em" / "qa_f1": SQuAD exact match or
+# token F1 for worded answers (see `mentor_server.scoring.qa`).
+JUDGE_MODES: Final = ("math", "qa_em", "qa_f1")
 
 logger = logging.getLogger(__name__)
 
@@ -680,18 +688,22 @@ class _Answer:
 class AnswerVerdict:
     """The judgement of one predicted answer.
 
-    `method` names the check that decided: "exact", "numeric", "text", "symbolic", or
-    "no_answer" (empty prediction / no ground truth) and "error" (a bug, reported not raised).
+    `method` names the check that decided: "exact", "numeric", "text", "symbolic", "qa_em",
+    "qa_f1", or "no_answer" (empty prediction / no ground truth) and "error" (a bug, reported
+    not raised).
     `reason` is a short human-readable explanation; it is "timeout" when the time limit hit.
     `error` is set when the judge could not decide: "judge_timeout" (the time limit hit) or
     "judge_error" (an exception inside judging). Such a verdict is not a "wrong answer": the
     engine reports the item as an error instead of scoring it.
+    `score` is the QA modes' metric against the best acceptable answer (exact match as 0/1, or
+    token F1 in [0, 1]); None in "math" mode, where `correct` is the whole verdict.
     """
 
     correct: bool
     method: str
     reason: str
     error: str | None = None
+    score: float | None = None
 
 
 _K = TypeVar("_K")
@@ -746,6 +758,17 @@ def _check_int(name: str, value: object, *, minimum: int, maximum: int | None = 
         raise ScoringConfigError(f"{name} must be an integer {bound}, got {value!r}", param=name)
 
 
+_MATH_DEFAULTS: Final[dict[str, Any]] = {
+    "rel_tol": 0.0,
+    "abs_tol": 0.0,
+    "float_rounding": 6,
+    "use_math_verify": True,
+    "timeout_s": 2.0,
+    "cache_size": 4096,
+    "max_symbolic_chars": 1000,
+}
+
+
 class AnswerJudge:
     """Judges predicted answers against lists of acceptable ground truths; never raises.
 
@@ -757,6 +780,11 @@ class AnswerJudge:
         timeout_s: time limit per `judge` call; the symbolic check stops there ("timeout").
         cache_size: entries of the gold-answer cache and of the verdict cache (0 disables).
         max_symbolic_chars: longer answers skip the symbolic check.
+        mode: "math" (the checks above), or "qa_em" / "qa_f1": SQuAD-normalised exact match or
+            token F1 against the best acceptable answer, for worded (retrieval QA) answers. The
+            options above belong to "math" and are refused in the QA modes.
+        f1_threshold: in "qa_f1", the F1 at or above which an answer counts as correct
+            (default 1.0: the same bag of words); refused in the other modes.
 
     Example:
         >>> judge = AnswerJudge()
@@ -776,16 +804,24 @@ class AnswerJudge:
         timeout_s: float = 2.0,
         cache_size: int = 4096,
         max_symbolic_chars: int = 1000,
+        mode: str = "math",
+        f1_threshold: float | None = None,
     ) -> None:
-        self.check_options(
-            rel_tol=rel_tol,
-            abs_tol=abs_tol,
-            float_rounding=float_rounding,
-            use_math_verify=use_math_verify,
-            timeout_s=timeout_s,
-            cache_size=cache_size,
-            max_symbolic_chars=max_symbolic_chars,
-        )
+        math_options = {
+            "rel_tol": rel_tol,
+            "abs_tol": abs_tol,
+            "float_rounding": float_rounding,
+            "use_math_verify": use_math_verify,
+            "timeout_s": timeout_s,
+            "cache_size": cache_size,
+            "max_symbolic_chars": max_symbolic_chars,
+        }
+        if mode != "math":  # defaults cannot be told from absent options: check the changed ones
+            math_options = {k: v for k, v in math_options.items() if v != _MATH_DEFAULTS[k]}
+        self.check_options(mode=mode, f1_threshold=f1_threshold, **math_options)
+        self.mode = mode
+        self.f1_threshold = 1.0 if f1_threshold is None else float(f1_threshold)
+        self._f1_threshold_option = f1_threshold
         self.rel_tol = float(rel_tol)
         self.abs_tol = float(abs_tol)
         self.float_rounding = float_rounding
@@ -802,18 +838,27 @@ class AnswerJudge:
     def check_options(**options: Any) -> None:
         """Check judge options as they arrive from a JSON reward spec (types as well as ranges),
         without building a judge; a mistake is a ScoringConfigError naming the option."""
-        known = (
-            "rel_tol",
-            "abs_tol",
-            "float_rounding",
-            "use_math_verify",
-            "timeout_s",
-            "cache_size",
-            "max_symbolic_chars",
-        )
+        known = (*_MATH_DEFAULTS, "mode", "f1_threshold")
         for name in options:
             if name not in known:
                 raise ScoringConfigError(f"unknown judge option {name!r}; known: {', '.join(known)}", param=name)
+        mode = options.get("mode", "math")
+        if mode not in JUDGE_MODES:
+            raise ScoringConfigError(f"mode must be one of {', '.join(JUDGE_MODES)}; got {mode!r}", param="mode")
+        if mode != "math":
+            # An option the QA metrics never read would be silently ignored: refuse it instead.
+            for name in options:
+                if name in _MATH_DEFAULTS:
+                    raise ScoringConfigError(f"{name} applies to mode 'math' only, not {mode!r}", param=name)
+        if options.get("f1_threshold") is not None:
+            if mode != "qa_f1":
+                raise ScoringConfigError(
+                    f"f1_threshold applies to mode 'qa_f1' only, not {mode!r}", param="f1_threshold"
+                )
+            value = options["f1_threshold"]
+            _check_number("f1_threshold", value, minimum=0.0, exclusive=True)
+            if value > 1:
+                raise ScoringConfigError(f"f1_threshold must be at most 1, got {value!r}", param="f1_threshold")
         if "rel_tol" in options:
             _check_number("rel_tol", options["rel_tol"], minimum=0.0)
         if "abs_tol" in options:
@@ -831,6 +876,8 @@ class AnswerJudge:
 
     # Caches hold locks: pickle (for process pools) the options only.
     def __getstate__(self) -> dict[str, Any]:
+        if self.mode != "math":  # the math options are refused there
+            return {"mode": self.mode, "f1_threshold": self._f1_threshold_option}
         return {
             "rel_tol": self.rel_tol,
             "abs_tol": self.abs_tol,
@@ -839,6 +886,7 @@ class AnswerJudge:
             "timeout_s": self.timeout_s,
             "cache_size": self.cache_size,
             "max_symbolic_chars": self.max_symbolic_chars,
+            "mode": self.mode,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -851,7 +899,7 @@ class AnswerJudge:
     def warm_up(self) -> None:
         """Import and warm math-verify now (about half a second, once per process) rather than
         inside the first symbolic judgement; a service calls this at start-up."""
-        if self.use_math_verify:
+        if self.use_math_verify and self.mode == "math":
             _MathVerify.functions()
 
     def clear_caches(self) -> None:
@@ -862,6 +910,8 @@ class AnswerJudge:
         """Is `predicted` equivalent to any of `ground_truths` (a `\\boxed{}` wrapper on either
         side is ignored)? An empty prediction is "no answer"; never raises."""
         try:
+            if self.mode != "math":
+                return self._judge_qa(predicted, ground_truths)
             return self._judge(predicted, ground_truths)
         except Exception as exc:  # a bug must not fail a training batch; it is reported instead
             logger.exception("answer judge failed")
@@ -899,6 +949,22 @@ class AnswerJudge:
                 last = verdict
         assert last is not None
         return last
+
+    def _judge_qa(self, predicted: str, ground_truths: str | Sequence[str]) -> AnswerVerdict:
+        golds = [ground_truths] if isinstance(ground_truths, str) else list(ground_truths)
+        golds = [g if isinstance(g, str) else str(g) for g in golds if g is not None]
+        if not isinstance(predicted, str) or not predicted.strip():
+            return AnswerVerdict(False, "no_answer", "empty answer", score=0.0)
+        if not golds:
+            return AnswerVerdict(False, "no_answer", "no acceptable answer given", score=0.0)
+        # Linear in the text: no time limit or cache is needed (nor offered as an option).
+        scores = qa_scores(predicted, golds)
+        if self.mode == "qa_em":
+            reason = "exact match after normalisation" if scores.exact_match else "no exact match after normalisation"
+            return AnswerVerdict(scores.exact_match, "qa_em", reason, score=1.0 if scores.exact_match else 0.0)
+        correct = scores.f1 >= self.f1_threshold
+        reason = f"token F1 {scores.f1:.3g} ({'>=' if correct else '<'} {self.f1_threshold:g})"
+        return AnswerVerdict(correct, "qa_f1", reason, score=scores.f1)
 
     def _gold(self, raw: str) -> _Answer:
         gold = self._golds.get(raw)

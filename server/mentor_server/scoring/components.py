@@ -19,6 +19,8 @@ from typing import Any
 
 from ..toolsets import Toolset
 from . import matching
+from .answers import AnswerJudge
+from .qa import qa_scores
 from .types import ComponentResult, ParsedRollout, ScoringConfigError, ScoringItem, ToolCall
 
 
@@ -100,22 +102,33 @@ def format_component(ctx: ItemContext, options: FormatOptions) -> ComponentResul
 class OutcomeOptions:
     answer_from: str  # "boxed" or "boxed_or_final"
     judge: dict[str, Any]
+    mode: str = "math"  # the judge's mode: "qa_f1" scores the F1 itself, the others 1/0
 
 
 def compile_outcome(options: Mapping[str, Any]) -> OutcomeOptions:
     opts = _options(options, {"answer_from": "boxed", "judge": {}}, "outcome")
     answer_from = _choice(opts["answer_from"], ("boxed", "boxed_or_final"), "components.outcome.options.answer_from")
+    judge_param = "components.outcome.options.judge"
     if not isinstance(opts["judge"], dict):
-        raise ScoringConfigError(
-            "components.outcome.options.judge must be an object", param="components.outcome.options.judge"
-        )
-    return OutcomeOptions(answer_from=answer_from, judge=dict(opts["judge"]))
+        raise ScoringConfigError(f"{judge_param} must be an object", param=judge_param)
+    judge = dict(opts["judge"])
+    try:
+        AnswerJudge.check_options(**judge)
+    except ScoringConfigError as exc:
+        param = f"{judge_param}.{exc.param}" if exc.param else judge_param
+        raise ScoringConfigError(str(exc), param=param) from exc
+    return OutcomeOptions(answer_from=answer_from, judge=judge, mode=str(judge.get("mode", "math")))
 
 
 def outcome_component(ctx: ItemContext, options: OutcomeOptions) -> ComponentResult:
     # The verdict itself is computed by the engine (gates and wrong-answer scaling need it first).
     if ctx.correct is None:
         return ComponentResult(None, ctx.outcome_reason)
+    if options.mode == "qa_f1" and ctx.answer:
+        # The score is the F1, and `correct` (F1 >= f1_threshold) only what wrong-answer scaling
+        # reads. Recomputed from the same function the judge called, on the same inputs: token
+        # F1 is linear in the text, and the engine's context carries the verdict, not its score.
+        return ComponentResult(qa_scores(ctx.answer, ctx.item.ground_truth).f1, ctx.outcome_reason)
     return ComponentResult(1.0 if ctx.correct else 0.0, ctx.outcome_reason)
 
 
