@@ -194,6 +194,9 @@ class ScoringEngine:
         self._answer_from = compiled.answer_from
         self.judge = AnswerJudge(**compiled.judge_options)
         self._total_weight = sum(c.weight for c in self._components if c.weight > 0)
+        # Only the outcome component and wrong-answer scaling read the verdict: a spec with
+        # neither is not held up (nor failed) by judging an answer it never uses.
+        self._needs_verdict = any(c.name == "outcome" or c.wrong_answer_scale != 1.0 for c in self._components)
         self._execution_cache: dict[tuple[str, str], str | None] = {}
         self._gates = [(g.when, g.reward) for g in self.spec.gates]
 
@@ -244,7 +247,9 @@ class ScoringEngine:
         parsed = parse_completion(item.completion, parser=self.parser, eos_token=None, finished=finished)
         answer = self._answer(parsed)
         correct: bool | None
-        if not item.ground_truth:
+        if not self._needs_verdict:
+            correct, outcome_reason = None, "not judged (the spec does not use the answer)"
+        elif not item.ground_truth:
             correct, outcome_reason = None, "no ground truth"
         elif not answer:
             correct, outcome_reason = False, "no answer"

@@ -17,6 +17,7 @@ from mentor_server.scoring import (
     list_presets,
     resolve_spec,
 )
+from mentor_server.scoring.spec import RewardSpec
 from mentor_server.scoring.types import ScoringConfigError
 
 EOS = "<|im_end|>"
@@ -326,3 +327,27 @@ def test_a_power_too_large_to_evaluate_never_reaches_the_symbolic_check(answer: 
     result = engine.score_batch([item])[0]
     assert result.error is None and result.reward == 0.1
     assert "too complex to check" in result.reason
+
+
+def test_a_spec_that_never_reads_the_answer_does_not_judge_it() -> None:
+    # Tools only (no outcome, no wrong-answer scaling): the verdict is unused, so it is not asked
+    # for, and a judge that could not decide cannot fail the item.
+    text = '<tool_call>{"name": "add", "arguments": {"a": 1, "b": 1}}</tool_call> \\boxed{x + 1}<|im_end|>'
+    item = item_from_dict({"completion": text, "ground_truth": "1 + x"})
+    tools_only = RewardSpec.from_dict({"toolset": "calculator", "components": {"no_hallucination": {"weight": 1.0}}})
+    engine = ScoringEngine(tools_only)
+    result = engine.score_batch([item])[0]
+    assert result.error is None and result.reward == 1.0
+    assert engine.judge._verdicts.get(("x + 1", "1 + x")) is None  # never judged
+    # Logged with weight 0, the outcome is still computed, so its judge's failure is the item's.
+    logged = RewardSpec.from_dict(
+        {
+            "toolset": "calculator",
+            "components": {
+                "no_hallucination": {"weight": 1.0},
+                "outcome": {"weight": 0, "options": {"judge": {"timeout_s": 1e-9}}},
+            },
+        }
+    )
+    failed = ScoringEngine(logged).score_batch([item])[0]
+    assert failed.error is not None and failed.error.type == "judge_timeout"
