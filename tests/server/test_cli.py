@@ -28,7 +28,7 @@ def test_score_matches_the_parity_file_line_for_line(tmp_path: Path) -> None:
     got = [json.loads(line) for line in out.stdout.splitlines()]
     assert len(got) == len(expected)
     for line, value in zip(got, expected, strict=True):
-        assert set(line) == {"reward", "components", "reason", "error", "n_tool_calls", "n_invalid_tools"}
+        assert set(line) == {"reward", "components", "reason", "error", "n_tool_calls", "n_invalid_tools", "gate"}
         assert line["error"] is None
         assert line["reward"] == pytest.approx(value, abs=1e-6)
 

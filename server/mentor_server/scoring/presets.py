@@ -124,6 +124,9 @@ _BUILTIN: dict[str, tuple[str, dict[str, Any]]] = {
     ),
 }
 
+BUILTIN_PRESETS: tuple[str, ...] = tuple(_BUILTIN)
+"""The presets every install has (`register_preset` and service config files add others)."""
+
 _EXTRA: dict[str, tuple[str, dict[str, Any]]] = {}
 
 

@@ -80,7 +80,8 @@ async def openrlhf(
     settings: SettingsDep,
     preset: Annotated[str | None, Query(description="reward preset (labels may override it)")] = None,
     eos_tokens: Annotated[
-        list[str] | None, Query(description="the policy's end-of-sequence token(s) (labels may override them)")
+        str | None,
+        Query(description="the policy's end-of-sequence token(s), comma-separated (labels may override them)"),
     ] = None,
     run_id: Annotated[str | None, Query(description="run id for the score record")] = None,
     step: Annotated[int | None, Query(description="step for the score record")] = None,
@@ -98,7 +99,7 @@ async def openrlhf(
             raise ApiError(422, f"'{name}' has {len(values)} entries for {n} queries", param=name)
     check_run_id(run_id, settings.max_run_id_chars)
     try:
-        default_eos = check_eos_tokens(eos_tokens)
+        default_eos = check_eos_tokens(eos_tokens.split(",") if eos_tokens is not None else None)
     except ScoringConfigError as exc:
         raise ApiError(422, str(exc), param=exc.param) from exc
 
