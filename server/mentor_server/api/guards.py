@@ -232,13 +232,18 @@ def check_items(items: Any, settings: ServiceSettings, param: str = "items") -> 
         )
     for index, item in enumerate(items):
         if isinstance(item, dict):
-            check_completion(
-                item.get("completion"),
-                f"{param}[{index}].completion",
-                max_chars=settings.max_completion_chars,
-                max_messages=settings.max_messages_per_completion,
-                max_calls=settings.max_calls_per_completion,
-            )
+            check_item_completion(item.get("completion"), f"{param}[{index}].completion", settings)
+
+
+def check_item_completion(completion: Any, param: str, settings: ServiceSettings) -> None:
+    """`check_completion` with the service's limits."""
+    check_completion(
+        completion,
+        param,
+        max_chars=settings.max_completion_chars,
+        max_messages=settings.max_messages_per_completion,
+        max_calls=settings.max_calls_per_completion,
+    )
 
 
 def json_size(value: Any, param: str) -> int:

@@ -59,7 +59,7 @@ from ...scoring import ItemError, ItemScore, ScoringConfigError, item_from_dict
 from ...scoring.engine import check_eos_tokens
 from ...scoring.types import join_path
 from ..errors import ERROR_RESPONSES, ApiError, JSONErrorRoute
-from ..guards import check_completion, check_depth, check_run_id
+from ..guards import check_depth, check_item_completion, check_run_id
 from ..state import ResolvedConfig, SettingsDep, StateDep
 
 log = logging.getLogger("mentor_server.api.openrlhf")
@@ -136,13 +136,7 @@ async def openrlhf(
             named = message.split(":", 1)[0]
             raise ApiError(422, message, param=named if named.startswith(where) else where) from exc
         try:
-            check_completion(
-                item["completion"],
-                f"query[{i}]",
-                max_chars=settings.max_completion_chars,
-                max_messages=settings.max_messages_per_completion,
-                max_calls=settings.max_calls_per_completion,
-            )
+            check_item_completion(item["completion"], f"query[{i}]", settings)
         except ApiError as exc:  # scored as this sample's error (the floor, flagged), not the request's
             refused[i] = ItemScore(None, {}, exc.message, ItemError(exc.type, exc.message, exc.param))
         items.append(item)

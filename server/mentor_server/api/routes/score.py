@@ -25,7 +25,7 @@ from mentor_client.protocol import API_PREFIX, ScoreRequest, ScoreResponse
 
 from ...scoring import ItemError, ItemScore
 from ..errors import ERROR_RESPONSES, ApiError, JSONErrorRoute
-from ..guards import check_completion, check_depth, check_run_id, check_schemas
+from ..guards import check_depth, check_item_completion, check_run_id, check_schemas
 from ..settings import ServiceSettings
 from ..state import SettingsDep, StateDep
 
@@ -59,13 +59,7 @@ def check_request_shape(request: ScoreRequest, settings: ServiceSettings) -> dic
         if not isinstance(item, dict):
             continue
         try:
-            check_completion(
-                item.get("completion"),
-                f"items[{index}].completion",
-                max_chars=settings.max_completion_chars,
-                max_messages=settings.max_messages_per_completion,
-                max_calls=settings.max_calls_per_completion,
-            )
+            check_item_completion(item.get("completion"), f"items[{index}].completion", settings)
             check_depth(item, settings.max_json_depth - 1, f"items[{index}]")
         except ApiError as exc:
             if exc.type == "too_deep":
