@@ -66,6 +66,8 @@ NEEDED = [
     ("math_verify", "math-verify"),
     ("latex2sympy2_extended", "latex2sympy2_extended"),
     ("antlr4", "antlr4-python3-runtime"),
+    ("re2", "google-re2"),
+    ("fastapi_offline", "fastapi-offline"),
     ("pyarrow", "pyarrow"),
     ("pandas", "pandas"),
     ("dateutil", "python-dateutil"),

@@ -35,6 +35,8 @@ PACKAGES=(
   rapidfuzz==3.14.6 jsonschema==4.26.0 jsonschema-specifications==2025.9.1 referencing==0.37.0
   rpds-py==2026.9.1 attrs==26.1.0 math-verify==0.9.0 latex2sympy2_extended==1.11.0
   antlr4-python3-runtime==4.13.2
+  # tool-schema regexes (linear-time matching) and the offline API docs pages
+  google-re2==1.1.20251105 fastapi-offline==1.7.7
 )
 
 LIMIT=60
