@@ -83,15 +83,7 @@ def query_records(
             if len(out) >= limit:
                 break
         return out
-    clauses: list[str] = []
-    params: list[str | int] = []
-    if run_id is not None:
-        clauses.append("run_id = ?")
-        params.append(run_id)
-    if step is not None:
-        clauses.append("step = ?")
-        params.append(step)
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    where, params = _filter(run_id, step)
     with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
         conn.row_factory = sqlite3.Row
         rows = conn.execute(
@@ -180,15 +172,7 @@ def query_page(
                 if not take(line):
                     break
     else:
-        clauses: list[str] = []
-        params: list[str | int] = []
-        if run_id is not None:
-            clauses.append("run_id = ?")
-            params.append(run_id)
-        if step is not None:
-            clauses.append("step = ?")
-            params.append(step)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = _filter(run_id, step)
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
             cursor = conn.execute(
                 "SELECT run_id, step, spec_hash, preset, item, reward, components, reason, error, created_at"
@@ -199,3 +183,16 @@ def query_page(
                 if not take(_sqlite_record_text(row)):
                     break
     return texts, (offset + len(texts) if more else None)
+
+
+def _filter(run_id: str | None, step: int | None) -> tuple[str, list[str | int]]:
+    """The SQL WHERE clause and its parameters for a run and step filter (either may be None)."""
+    clauses: list[str] = []
+    params: list[str | int] = []
+    if run_id is not None:
+        clauses.append("run_id = ?")
+        params.append(run_id)
+    if step is not None:
+        clauses.append("step = ?")
+        params.append(step)
+    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params
