@@ -24,6 +24,7 @@ from mentor_server.scoring.matching import (
     tool_name_score,
     value_similarity,
 )
+from mentor_server.scoring.matching.traces import _lcs_length
 from mentor_server.scoring.pairing import pair_bounded
 from mentor_server.scoring.types import ReferenceCall, ToolCall
 
@@ -151,7 +152,7 @@ def test_bit_parallel_lcs_agrees_with_the_dynamic_programme() -> None:
     for _ in range(400):
         a = [rnd.choice("abcd") for _ in range(rnd.randint(0, 30))]
         b = [rnd.choice("abce") for _ in range(rnd.randint(0, 30))]
-        assert matching._lcs_length(a, b) == _lcs_reference(a, b), (a, b)
+        assert _lcs_length(a, b) == _lcs_reference(a, b), (a, b)
     big = [f"t{i % 50}" for i in range(5000)]
     assert tool_name_score(big, list(reversed(big)), "order") > 0.0
 
