@@ -14,9 +14,9 @@ The OpenAPI schema is also made to say what the service really does:
   `GET /v1/presets`. A route without a body answers 422 only for its query parameters.
 
 Without the package (an environment assembled by hand) the service starts without the two
-pages and logs why. With API keys configured the key middleware guards these pages and
-`/openapi.json` like every other route (a browser cannot send the header): browse the docs of a
-key-less instance.
+pages and logs why. The pages, their assets and `/openapi.json` need no key (a browser cannot send
+the header on a page load; see `guards.DOC_PATHS`); the calls "Try it out" makes carry the key
+given to Authorize.
 """
 
 from __future__ import annotations

@@ -26,6 +26,16 @@ from .settings import ServiceSettings
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 """Paths that never need a key: load balancers and orchestrators probe them unauthenticated."""
 
+DOC_PATHS = frozenset({"/docs", "/redoc", "/openapi.json"})
+DOC_ASSETS_PREFIX = "/docs-assets/"
+"""The API documentation is public: it describes routes, holds no data and grows no state, and a
+browser cannot attach a bearer header to a page load (Swagger UI's Authorize button adds the key
+to the calls it makes from the page, which stay guarded)."""
+
+
+def _open_path(path: str) -> bool:
+    return path in OPEN_PATHS or path in DOC_PATHS or path.startswith(DOC_ASSETS_PREFIX)
+
 
 async def _send_error(
     send: Send, status: int, type: str, message: str, headers: Iterable[tuple[bytes, bytes]] = ()
@@ -46,7 +56,7 @@ async def _send_error(
 
 
 class ApiKeyMiddleware:
-    """Require `Authorization: Bearer <key>` on every path but the health probes.
+    """Require `Authorization: Bearer <key>` on every path but the health probes and the API docs.
 
     Keys are compared as SHA-256 digests with `hmac.compare_digest`, against every configured
     key without stopping early, so the time taken says nothing about how close a guess was.
@@ -73,7 +83,7 @@ class ApiKeyMiddleware:
         return ok
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or _open_path(scope["path"]):
             await self.app(scope, receive, send)
             return
         header = None

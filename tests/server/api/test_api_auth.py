@@ -30,7 +30,6 @@ PROTECTED = [
     ("POST", "/v1/openrlhf", {"query": [], "prompts": [], "labels": []}),
     ("GET", "/v1/records", None),
     ("GET", "/metrics", None),
-    ("GET", "/openapi.json", None),
     ("GET", "/v1/does-not-exist", None),
 ]
 IDS = [f"{m} {p}" for m, p, _ in PROTECTED]

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from mentor_client import protocol
 from mentor_server.api import ServiceSettings, create_app
-from mentor_server.api.docs_ui import BEARER_SCHEME, ROUTE_ERRORS
+from mentor_server.api.docs_ui import ASSETS_URL, BEARER_SCHEME, ROUTE_ERRORS
 
 _URL_ATTRIBUTE = re.compile(r"""(?:src|href|spec-url)=["']([^"']+)["']|url: ?'([^']+)'""")
 _WIRE_REQUESTS = [
@@ -95,7 +95,14 @@ def test_the_bearer_scheme_is_declared_and_says_keys_are_off(docs_client: TestCl
 
 def test_with_keys_the_scheme_guards_every_route_but_the_probes(make_client: Callable[..., TestClient]) -> None:
     secured = make_client(lifespan=False, api_keys=["docs-key"])
-    assert secured.get("/docs").status_code == 401  # the key middleware guards the pages too
+    # The pages and the schema are public (a browser cannot send the header on a page load) ...
+    assert secured.get("/docs").status_code == 200
+    assert secured.get("/openapi.json").status_code == 200
+    assert secured.get(f"{ASSETS_URL}/swagger-ui-bundle.js").status_code == 200
+    # ... the routes they describe are not, and nothing near the docs' paths is opened by them.
+    assert secured.get("/v1/presets").status_code == 401
+    assert secured.get("/docs-assets").status_code == 401
+    assert secured.get("/docsx").status_code == 401
     schema = _schema(secured, Authorization="Bearer docs-key")
     assert "requires an API key" in schema["components"]["securitySchemes"][BEARER_SCHEME]["description"]
     for path, item in schema["paths"].items():
