@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import pickle
+import time
 from typing import Any
 
 import pytest
@@ -200,3 +202,97 @@ def test_toolset_and_tools_together_is_the_services_bad_request(backend: LocalBa
     with pytest.raises(BadRequestError) as info:
         backend.score([item], preset="mentor", toolset="calculator", tools=tools)
     assert info.value.error.type == "invalid_config" and info.value.error.param == "tools"
+
+
+# ---------------------------------------------------------------------------- the per-item limit
+# `builtins:pow` as a tool: `pow(99999, 10**8)` is one big-integer power in C that runs for
+# minutes and cannot be interrupted inside its thread, like the judge bombs a model can write.
+POWER_TOOLSET = {
+    "name": "power",
+    "tools": [
+        {
+            "type": "function",
+            "function": {
+                "name": "power",
+                "description": "Raise base to exp.",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"base": {"type": "integer"}, "exp": {"type": "integer"}},
+                    "required": ["base", "exp"],
+                },
+            },
+        }
+    ],
+    "implementations": {"power": "builtins:pow"},
+}
+
+
+def _power_item(exp: int) -> dict[str, Any]:
+    # `flexible` executes the student's call (tool_results), so scoring it runs the power.
+    reference = {"calls": [{"name": "power", "arguments": {"base": 2, "exp": 3}, "result": 8}], "answer": "8"}
+    return {
+        "completion": hermes("power", base=99999 if exp > 100 else 2, exp=exp) + " \\boxed{8}" + EOS,
+        "reference": reference,
+    }
+
+
+@pytest.fixture(scope="module")
+def power_backend(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    path = tmp_path_factory.mktemp("toolsets") / "power.json"
+    path.write_text(json.dumps({"toolsets": [POWER_TOOLSET]}))
+    with LocalBackend(item_timeout_s=2.0, tool_timeout_s=1.0, workers=1, toolset_files=[path]) as local:
+        yield local
+
+
+def test_an_item_past_the_limit_is_its_timeout_error_and_the_batch_goes_on(power_backend: LocalBackend) -> None:
+    items = [_power_item(3), _power_item(100_000_000), _power_item(3)]
+    start = time.monotonic()
+    first, stuck, last = power_backend.score(items, preset="flexible", toolset="power").results
+    elapsed = time.monotonic() - start
+    assert stuck.reward is None and stuck.error is not None and stuck.error.type == "timeout"
+    assert first.reward is not None and first.error is None
+    assert last.reward == first.reward
+    # The stuck power alone would run for minutes: the limit held (bound loose for a busy machine).
+    assert elapsed < 60, elapsed
+    # The killed process was replaced: the backend keeps scoring.
+    again = power_backend.score([_power_item(3)], preset="flexible", toolset="power").results[0]
+    assert again.reward == first.reward
+
+
+def test_a_tool_call_past_its_limit_is_a_timeout_failure(power_backend: LocalBackend) -> None:
+    done = power_backend.execute_tool("power", {"base": 2, "exp": 10}, toolset="power")
+    assert done.ok and done.result == 1024
+    stuck = power_backend.execute_tool("power", {"base": 99999, "exp": 100_000_000}, toolset="power")
+    assert not stuck.ok and stuck.error is not None and stuck.error.type == "timeout"
+    assert power_backend.execute_tool("power", {"base": 3, "exp": 2}, toolset="power").result == 9
+
+
+def test_close_stops_the_worker_processes() -> None:
+    backend = LocalBackend(item_timeout_s=5.0)
+    backend.score(ITEMS[:1], preset="mentor")
+    runner = backend._runner
+    assert runner is not None
+    pids = runner._pool.pids()
+    assert pids
+    backend.close()
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    # A closed backend starts its processes again when used.
+    assert backend.score(ITEMS[:1], preset="mentor").results[0].reward is not None
+    backend.close()
+
+
+def test_a_toolset_registered_only_here_is_refused_with_the_way_out() -> None:
+    from mentor_server.toolsets import Toolset, get_toolset, register_toolset, unregister_toolset
+
+    register_toolset(Toolset("only-here", get_toolset("calculator").tools.values()))
+    try:
+        with LocalBackend(item_timeout_s=5.0) as bounded:
+            with pytest.raises(BadRequestError) as info:
+                bounded.score(ITEMS[:1], preset="mentor", toolset="only-here")
+            assert info.value.error.param == "toolset" and "item_timeout_s=None" in info.value.error.message
+        with LocalBackend(item_timeout_s=None) as unbounded:
+            assert unbounded.score(ITEMS[:1], preset="mentor", toolset="only-here").results[0].reward is not None
+    finally:
+        unregister_toolset("only-here")

@@ -25,7 +25,7 @@ import time
 from typing import Any
 
 from ..scoring import EngineCache, ItemError, ItemScore
-from ..toolsets import get_toolset, load_toolsets_file, register_toolset
+from ..toolsets import get_toolset, list_toolsets, load_toolsets_file, register_toolset
 
 _engines = EngineCache(size=64)
 
@@ -55,6 +55,12 @@ def warm_up(delay_ms: int = 0) -> int:
     """
     time.sleep(delay_ms / 1000)
     return os.getpid()
+
+
+def toolset_names(job: dict[str, Any]) -> list[str]:
+    """The toolsets this worker knows (built-in and from the toolset files), for a caller that
+    registered others in its own process (`LocalBackend` checks before it relies on one)."""
+    return [toolset.name for toolset in list_toolsets()]
 
 
 def error_result(type: str, message: str, param: str | None = None) -> ItemScore:
