@@ -1,8 +1,9 @@
-"""`mentor-reward`: score saved rollouts, list presets, serve the reward service.
+"""`mentor-reward`: score saved rollouts, list presets, serve the reward service, report on its records.
 
     mentor-reward score --preset mentor rollouts.jsonl > scores.jsonl
     mentor-reward presets
     mentor-reward serve --port 8000
+    mentor-reward report --records runs/scores.sqlite3 --out report.html
 
 `score` streams: it reads JSONL in chunks and writes one JSON line per input line, in order,
 so a file of any length runs in bounded memory. Each output line is the service's per-item
@@ -219,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_service_commands(sub)
+        from .report.command import add_report_command
+
+        add_report_command(sub)
     return parser
 
 

@@ -1,8 +1,9 @@
 """Reading a score record file (SQLite or JSONL) without a running writer.
 
-`query_records` returns rows as dicts (the `records` CLI command); `query_page` returns a
-bounded page of records as JSON texts, the way `/v1/records` serves them: stored JSON is
-passed through, never parsed and re-serialised, so a page costs no more than its bytes.
+`query_records` returns rows as dicts (the `records` CLI command), `iter_records` streams them
+(the dashboard); `query_page` returns a bounded page of records as JSON texts, the way
+`/v1/records` serves them: stored JSON is passed through, never parsed and re-serialised, so a
+page costs no more than its bytes.
 """
 
 from __future__ import annotations
@@ -90,6 +91,25 @@ def query_records(
             f"SELECT * FROM score_records {where} ORDER BY id LIMIT ? OFFSET ?", [*params, limit, offset]
         ).fetchall()
     return [_from_sqlite_row(row) for row in rows]
+
+
+def iter_records(path: Path, *, run_id: str | None = None, backend: Backend | None = None) -> Iterator[Row]:
+    """Every record (of one run, when given) in the order written, one at a time, so that a
+    reader of a whole file (the dashboard) holds one row at a time, whatever the file's size."""
+    path = Path(path)
+    if not path.exists():
+        return
+    backend = backend or backend_for(path)
+    if backend == "jsonl":
+        for record in _iter_jsonl(path):
+            if run_id is None or record.get("run_id") == run_id:
+                yield record
+        return
+    where, params = _filter(run_id, None)
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        conn.row_factory = sqlite3.Row
+        for row in conn.execute(f"SELECT * FROM score_records {where} ORDER BY id", params):
+            yield _from_sqlite_row(row)
 
 
 # ---------------------------------------------------------------------------- paging

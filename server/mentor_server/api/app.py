@@ -46,7 +46,7 @@ from .guards import ApiKeyMiddleware, BodySizeMiddleware, check_query_parameters
 from .metrics import MetricsMiddleware
 from .pool import ScoringPool
 from .processes import die_with_parent
-from .routes import discovery, health, openrlhf, records, score, tools
+from .routes import discovery, health, openrlhf, records, score, tools, ui
 from .settings import ServiceSettings
 from .state import ServiceState
 
@@ -133,7 +133,7 @@ def create_app(settings: ServiceSettings | None = None, *, pool: ScoringPool | N
     )
     app.state.service = state
     install_error_handlers(app)
-    for router in (score.router, discovery.router, tools.router, openrlhf.router, records.router):
+    for router in (score.router, discovery.router, tools.router, openrlhf.router, records.router, ui.router):
         app.include_router(router, dependencies=guards)
     app.include_router(health.router, dependencies=guards[:1])
     install_api_docs(app, secured=bool(settings.api_keys))
