@@ -214,6 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     presets.add_argument("--json", action="store_true", help="print the specs as JSON")
     presets.set_defaults(func=_presets_command)
 
+    from .index_command import add_index_command
+
+    add_index_command(sub)
+
     try:
         from .api.cli_commands import add_service_commands
     except ImportError:  # the service extra is not installed: scoring still works

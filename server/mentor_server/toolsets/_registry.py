@@ -24,6 +24,7 @@ from ._errors import config_error
 from ._schemas import compile_validator, safe_text
 from .calculator import CALCULATOR
 from .dates import DATES
+from .search import search_toolset_from_config
 from .units import UNITS
 
 __all__ = [
@@ -219,7 +220,7 @@ def toolset_from_schemas(
 
 
 # ---------------------------------------------------------------------------- files
-_ENTRY_KEYS = ("name", "description", "tools", "implementations")
+_ENTRY_KEYS = ("name", "description", "tools", "implementations", "search")
 
 
 def _import_callable(path: Any, where: str) -> Callable[..., Any]:
@@ -243,7 +244,7 @@ def _import_callable(path: Any, where: str) -> Callable[..., Any]:
     return target  # type: ignore[no-any-return]
 
 
-def _toolset_from_entry(entry: Any, where: str) -> Toolset:
+def _toolset_from_entry(entry: Any, where: str, base: Path | None = None) -> Toolset:
     if not isinstance(entry, dict):
         raise config_error(f"{where}: expected an object with name, tools and implementations", where)
     unknown = [key for key in entry if key not in _ENTRY_KEYS]
@@ -257,6 +258,10 @@ def _toolset_from_entry(entry: Any, where: str) -> Toolset:
     description = entry.get("description", "")
     if not isinstance(description, str):
         raise config_error(f"{where}.description: expected a string", f"{where}.description")
+    if "search" in entry:  # a `search` toolset over an index folder or a retriever URL (see toolsets.search)
+        if "tools" in entry or "implementations" in entry:
+            raise config_error(f"{where}.search: a search toolset has no 'tools' or 'implementations'", where)
+        return search_toolset_from_config(entry["search"], name, base, f"{where}.search", description)
     if "tools" not in entry:
         raise config_error(f"{where}.tools: a toolset needs a list of tool schemas", f"{where}.tools")
     tools = _tools_from_schemas(entry["tools"], f"{where}.tools", bfcl_types=False)
@@ -308,7 +313,7 @@ def load_toolsets_file(path: str | Path) -> list[Toolset]:
     toolsets: list[Toolset] = []
     names: set[str] = set()
     for index, entry in enumerate(data["toolsets"]):
-        toolset = _toolset_from_entry(entry, f"toolsets[{index}]")
+        toolset = _toolset_from_entry(entry, f"toolsets[{index}]", file.parent)
         if toolset.name in names:
             raise config_error(
                 f"toolsets[{index}].name: duplicate toolset name {toolset.name!r}", f"toolsets[{index}].name"
