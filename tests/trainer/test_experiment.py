@@ -186,17 +186,35 @@ def test_plan_runs_drops_later_seeds_before_starving_runs(
         ({"seeds": ","}, "--seeds"),
         ({"budget_s": 0.0}, "--budget-s"),
         ({"grpo_steps": 0}, "--grpo-steps"),
+        ({"sft_steps": 0}, "--sft-steps"),
     ],
-    ids=["size", "unknown-preset", "seed-not-int", "no-seed", "budget", "steps"],
+    ids=["size", "unknown-preset", "seed-not-int", "no-seed", "budget", "steps", "sft-steps"],
 )
 def test_bad_options_name_the_flag(changes: dict[str, Any], flag: str) -> None:
-    args: dict[str, Any] = {
-        "size": "toy", "out": None, "workdir": None, "methods": None, "with_strict": False, "seeds": "1",
-        "budget_s": None, "grpo_steps": None, "sft_seconds": None, "eval_rows": None, "service_workers": None,
-        "data_seed": 0, "keep": False, "command": "",
-    }  # fmt: skip
     with pytest.raises(ValueError, match=re.escape(flag)):
-        options_from_args(**{**args, **changes})
+        options_from_args(**{**OPTION_ARGS, **changes})
+
+
+OPTION_ARGS: dict[str, Any] = {
+    "size": "cpu", "out": None, "workdir": None, "methods": None, "with_strict": False, "seeds": "1",
+    "budget_s": None, "grpo_steps": None, "sft_seconds": None, "eval_rows": None, "service_workers": None,
+    "data_seed": 0, "keep": False, "command": "",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("changes", "steps", "seconds"),
+    [
+        ({}, 1000, 1800.0),  # the cpu size: 1,000 steps, capped at 30 minutes
+        ({"sft_seconds": 600.0}, None, 600.0),  # a time budget alone
+        ({"sft_steps": 1200}, 1200, None),  # a step count alone: no time cap to cut it short under load
+        ({"sft_steps": 1200, "sft_seconds": 600.0}, 1200, 600.0),  # both: whichever comes first
+    ],
+    ids=["default", "seconds", "steps", "both"],
+)
+def test_sft_length_flags(changes: dict[str, Any], steps: int | None, seconds: float | None) -> None:
+    size = options_from_args(**{**OPTION_ARGS, **changes}).size
+    assert (size.sft_steps, size.sft_seconds) == (steps, seconds)
 
 
 def test_gpu_size_matches_the_notes() -> None:

@@ -327,6 +327,7 @@ def options_from_args(
     command: str,
     torch_threads: int | None = None,
     reuse_sft: bool = False,
+    sft_steps: int | None = None,
 ) -> ExperimentOptions:
     """Validate the command line into `ExperimentOptions` (a bad value raises ValueError naming the flag)."""
     if size not in SIZES:
@@ -339,6 +340,10 @@ def options_from_args(
         changes["grpo_steps"] = grpo_steps
     if sft_seconds is not None:
         changes.update(sft_seconds=sft_seconds, sft_steps=None)
+    if sft_steps is not None:  # a step count alone lifts the size's time cap; with --sft-seconds, both apply
+        if sft_steps < 1:
+            raise ValueError("--sft-steps must be at least 1")
+        changes.update(sft_steps=sft_steps, sft_seconds=sft_seconds)
     if eval_rows is not None:
         changes["eval_rows"] = eval_rows
     chosen = replace(chosen, **changes)

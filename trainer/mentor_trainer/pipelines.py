@@ -79,6 +79,13 @@ def _configure_experiment(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--grpo-steps", type=int, default=None, help="GRPO steps per run (with a budget: the cap)")
     p.add_argument("--sft-seconds", type=float, default=None, help="SFT wall time instead of the size's default")
+    p.add_argument(
+        "--sft-steps",
+        type=int,
+        default=None,
+        help="SFT optimizer steps, with no time cap unless --sft-seconds is also given (a loaded machine "
+        "would otherwise cut SFT short)",
+    )
     p.add_argument("--eval-rows", type=int, default=None, help="rows per evaluated split (default: all)")
     p.add_argument("--service-workers", type=int, default=None, help="scoring processes (default: one per core)")
     p.add_argument(
@@ -126,6 +133,7 @@ def _run_experiment(args: argparse.Namespace) -> int:
         budget_s=args.budget_s,
         grpo_steps=args.grpo_steps,
         sft_seconds=args.sft_seconds,
+        sft_steps=args.sft_steps,
         eval_rows=args.eval_rows,
         service_workers=args.service_workers,
         data_seed=args.data_seed,
