@@ -64,4 +64,5 @@ bench: install
 	$(BIN)/python bench/bench_engine.py
 
 clean:
+	command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q postgresql)
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

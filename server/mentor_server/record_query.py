@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-Backend = Literal["sqlite", "jsonl"]
+Backend = Literal["sqlite", "jsonl", "postgres"]
 Row = dict[str, Any]
 
 

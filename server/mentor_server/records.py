@@ -139,7 +139,6 @@ class RecordStore(ABC):
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._closed = False
         self._lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._open()
         self._thread = threading.Thread(target=self._writer, name=f"records:{self.path.name}", daemon=True)
         self._thread.start()
@@ -274,6 +273,7 @@ class SQLiteRecordStore(RecordStore):
         return "sqlite"
 
     def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         # Create the schema up front (so a bad path fails at start-up, not in the thread).
         with contextlib.closing(sqlite3.connect(self.path)) as conn:
             conn.execute("PRAGMA journal_mode=WAL")
@@ -323,6 +323,7 @@ class JSONLRecordStore(RecordStore):
         return "jsonl"
 
     def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.touch(exist_ok=True)
         # A torn last line (a crash mid-write) would swallow the next record appended to it.
         with self.path.open("rb+") as handle:

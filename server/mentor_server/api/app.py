@@ -13,7 +13,7 @@ the pool and flushes every accepted record to disk.
 The service is stateless apart from the optional record, so it scales by replicas: run N
 copies (one per machine, each using all its cores) behind any HTTP load balancer, or give
 the client every base URL and it spreads chunks across them. With recording on, give each
-replica its own record file.
+replica its own record file, or point them all at one PostgreSQL table (`record_url`).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from mentor_client.protocol import API_PREFIX
 
 from .. import __version__
 from ..records import open_store_or_report
+from ..records_postgres import open_postgres_store_or_report
 from ..scoring import register_preset
 from ..toolsets import load_toolsets_file, register_toolset
 from .docs_ui import install_api_docs
@@ -85,12 +86,19 @@ def create_app(settings: ServiceSettings | None = None, *, pool: ScoringPool | N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # A record file that cannot be opened is reported (/healthz), never a reason not to score.
-        state.store, app.state.recording_problem = open_store_or_report(
-            settings.record_backend,
-            Path(settings.record_path or "mentor_records.sqlite3"),
-            flush_interval_s=settings.record_flush_interval_s,
-            on_corrupt=settings.record_on_corrupt,
-        )
+        if settings.record_backend == "postgres" and settings.record_url is not None:
+            state.store, app.state.recording_problem = await asyncio.to_thread(
+                open_postgres_store_or_report,
+                settings.record_url.get_secret_value(),
+                flush_interval_s=settings.record_flush_interval_s,
+            )
+        else:
+            state.store, app.state.recording_problem = open_store_or_report(
+                settings.record_backend,
+                Path(settings.record_path or "mentor_records.sqlite3"),
+                flush_interval_s=settings.record_flush_interval_s,
+                on_corrupt=settings.record_on_corrupt,
+            )
         if app.state.recording_problem:
             log.error("%s", app.state.recording_problem)
         state.pool = pool if pool is not None else build_pool(settings)

@@ -6,6 +6,7 @@
 
     mentor-reward serve --port 8000 --config service.yaml --workers 8
     mentor-reward records --path mentor_records.sqlite3 --run-id exp1 --step 7 --limit 50
+    mentor-reward records --url "$MENTOR_RECORD_URL" --run-id exp1   # the PostgreSQL store
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ def _serve(args: argparse.Namespace) -> int:
 def _records(args: argparse.Namespace) -> int:
     from ..records import query_records
 
+    if args.url:
+        return _print_rows(_postgres_rows(args), args.format)
     path = Path(args.path)
     if not path.exists():
         print(f"error: no record file at {str(path)!r}", file=sys.stderr)
@@ -37,8 +40,29 @@ def _records(args: argparse.Namespace) -> int:
     except sqlite3.DatabaseError as exc:
         print(f"error: {str(path)!r} is not a readable record file ({exc})", file=sys.stderr)
         return 2
+    return _print_rows(rows, args.format)
+
+
+def _postgres_rows(args: argparse.Namespace) -> list[dict[str, Any]] | None:
+    from ..records_postgres import is_postgres_url, query_postgres_records, redacted
+
+    if not is_postgres_url(args.url):
+        print("error: --url takes a postgresql:// URL", file=sys.stderr)
+        return None
+    try:
+        return query_postgres_records(
+            args.url, run_id=args.run_id, step=args.step, limit=args.limit, offset=args.offset
+        )
+    except Exception as exc:  # the driver's errors: unreachable, refused credentials, no table
+        print(f"error: cannot read the records at {redacted(args.url)!r} ({exc})", file=sys.stderr)
+        return None
+
+
+def _print_rows(rows: list[dict[str, Any]] | None, output_format: str) -> int:
+    if rows is None:
+        return 2
     for row in rows:
-        if args.format == "jsonl":
+        if output_format == "jsonl":
             print(json.dumps(row, ensure_ascii=False))
         else:
             print(_summary_line(row))
@@ -61,8 +85,9 @@ def add_service_commands(subparsers: Any) -> None:
     serve.add_argument("--workers", type=int, default=None, help="scoring processes (default: one per core)")
     serve.set_defaults(func=_serve)
 
-    records = subparsers.add_parser("records", help="read a score record file (SQLite or JSONL)")
+    records = subparsers.add_parser("records", help="read the score record (SQLite, JSONL or PostgreSQL)")
     records.add_argument("--path", default="mentor_records.sqlite3", help="record file (.sqlite3 or .jsonl)")
+    records.add_argument("--url", default=None, help="read a PostgreSQL record store instead (postgresql://...)")
     records.add_argument("--run-id", default=None, help="only this run")
     records.add_argument("--step", type=int, default=None, help="only this step")
     records.add_argument("--limit", type=int, default=100, help="at most this many records (default 100)")

@@ -15,7 +15,7 @@ bound to 127.0.0.1. A YAML file looks like:
         components: {outcome: {weight: 0.8}, tool_names: {weight: 0.2, options: {mode: f1}}}
     toolsets: [tools/my_tools.json]   # files for `load_toolsets_file`, relative to this file
     record_backend: sqlite
-    record_path: runs/scores.sqlite3
+    record_path: runs/scores.sqlite3   # or, for many replicas: record_url: postgresql://user:pw@db/mentor
 
 An unknown key in the file is an error that names it, so a typo never silently keeps a default.
 """
@@ -72,8 +72,10 @@ class ServiceSettings(BaseSettings):
     config_file: Path | None = None
     presets: dict[str, dict[str, Any]] = Field(default_factory=dict)
     toolsets: Annotated[list[Path], NoDecode] = Field(default_factory=list)
-    record_backend: Literal["none", "sqlite", "jsonl"] = "none"
+    record_backend: Literal["none", "sqlite", "jsonl", "postgres"] = "none"
     record_path: Path | None = None
+    # One PostgreSQL table for every replica (`postgresql://...`); setting it alone chooses the backend.
+    record_url: SecretStr | None = None
     record_flush_interval_s: float = Field(default=0.5, gt=0)
     # A record file that cannot be opened (corrupt) never keeps scoring from starting: it is moved
     # aside and a fresh one started ("move_aside"), or recording stays off ("refuse"); either way
@@ -127,7 +129,16 @@ class ServiceSettings(BaseSettings):
         for path in self.toolsets:
             if not path.is_file():
                 raise ValueError(f"toolsets: no such file {str(path)!r}")
-        if self.record_backend != "none" and self.record_path is None:
+        url = self.record_url.get_secret_value() if self.record_url is not None else None
+        if url is not None and not url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("record_url: a PostgreSQL URL starts with postgresql://")
+        if url is not None and self.record_backend == "none":
+            self.record_backend = "postgres"
+        if self.record_backend == "postgres" and url is None:
+            raise ValueError("record_url: record_backend=postgres needs a postgresql:// URL")
+        if url is not None and self.record_backend != "postgres":
+            raise ValueError(f"record_url: set for record_backend={self.record_backend}, which writes a file")
+        if self.record_backend in ("sqlite", "jsonl") and self.record_path is None:
             suffix = "jsonl" if self.record_backend == "jsonl" else "sqlite3"
             self.record_path = Path(f"mentor_records.{suffix}")
         return self

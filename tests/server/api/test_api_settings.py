@@ -85,7 +85,7 @@ def test_file_presets_are_served(make_client: Any, tmp_path: Path) -> None:
         ),
         ("presets:\n  mentor:\n    components: {outcome: {weight: 1}}\n", "presets.mentor"),
         ("toolsets: [missing.yaml]\n", "toolsets"),
-        ("record_backend: postgres\n", "record_backend"),
+        ("record_backend: mysql\n", "record_backend"),
         ("- just\n- a list\n", "mapping"),
         ("port: [\n", "not valid YAML"),
     ],
