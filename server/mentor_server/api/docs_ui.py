@@ -22,13 +22,14 @@ given to Authorize.
 from __future__ import annotations
 
 import logging
+from functools import cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, swagger_ui_default_parameters
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from mentor_client.protocol import API_PREFIX
@@ -125,6 +126,18 @@ def _describe_schema(app: FastAPI, secured: bool) -> None:
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema
 
 
+_REDOC_LOGO_URL = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+_EMPTY_IMAGE = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' width='0' height='0'/%3E"
+
+
+@cache
+def _offline_redoc_js(path: Path) -> str:
+    """ReDoc's bundle with the one URL it fetches from another host (the logo of its menu's
+    footer, drawn unconditionally) replaced by an empty inline image: offline, that request
+    would fail and log an error on every load of /redoc."""
+    return path.read_text(encoding="utf-8").replace(_REDOC_LOGO_URL, _EMPTY_IMAGE)
+
+
 def install_api_docs(app: FastAPI, *, secured: bool) -> None:
     """Serve `/docs` and `/redoc` from local files and make the schema say what the routes do.
 
@@ -135,6 +148,13 @@ def install_api_docs(app: FastAPI, *, secured: bool) -> None:
     if assets is None:
         log.warning("/docs and /redoc are off: the package with their files (fastapi-offline) is not installed")
         return
+    redoc_js_path = assets / "redoc.standalone.js"
+
+    # Registered before the mount below, which would otherwise answer for this path too.
+    @app.get(f"{ASSETS_URL}/redoc.offline.js", include_in_schema=False)
+    async def redoc_js() -> Response:
+        return Response(_offline_redoc_js(redoc_js_path), media_type="text/javascript")
+
     app.mount(ASSETS_URL, StaticFiles(directory=assets), name="docs-assets")
     # Swagger UI would show a badge fetched from its online validator; keep the key across reloads.
     parameters = {**swagger_ui_default_parameters, "validatorUrl": None, "persistAuthorization": True}
@@ -158,7 +178,7 @@ def install_api_docs(app: FastAPI, *, secured: bool) -> None:
         return get_redoc_html(
             openapi_url=f"{root}{openapi_url}",
             title=f"{app.title} - ReDoc",
-            redoc_js_url=f"{root}{ASSETS_URL}/redoc.standalone.js",
+            redoc_js_url=f"{root}{ASSETS_URL}/redoc.offline.js",
             redoc_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
             with_google_fonts=False,
         )

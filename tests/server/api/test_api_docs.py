@@ -45,7 +45,7 @@ def _urls(html: str) -> list[str]:
     ("page", "assets"),
     [
         ("/docs", {"swagger-ui-bundle.js", "swagger-ui.css", "favicon.png"}),
-        ("/redoc", {"redoc.standalone.js", "favicon.png"}),
+        ("/redoc", {"redoc.offline.js", "favicon.png"}),
     ],
     ids=["swagger-ui", "redoc"],
 )
