@@ -11,7 +11,7 @@ PORT ?= 8000
 # PyTorch's CPU wheel index instead (see the README's "Install" section).
 TORCH_INDEX ?=
 
-.PHONY: install trainers run test lint typecheck demo bench clean
+.PHONY: install trainers browser run test lint typecheck demo bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -52,7 +52,13 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: install $(TRAINERS)
+# Debian's Chromium for the browser tests (tests/browser; Playwright drives it, never a browser
+# of its own): installed once, as root, when it is missing; anything else stops here and says why.
+browser:
+	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium) \
+		|| { echo "the browser tests need Chromium: run 'apt-get install -y chromium' as root" >&2; exit 1; }
+
+test: install $(TRAINERS) browser
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
