@@ -93,22 +93,30 @@ def query_records(
     return [_from_sqlite_row(row) for row in rows]
 
 
-def iter_records(path: Path, *, run_id: str | None = None, backend: Backend | None = None) -> Iterator[Row]:
-    """Every record (of one run, when given) in the order written, one at a time, so that a
-    reader of a whole file (the dashboard) holds one row at a time, whatever the file's size."""
+def iter_records(
+    path: Path, *, run_id: str | None = None, offset: int = 0, backend: Backend | None = None
+) -> Iterator[Row]:
+    """Every record (of one run, when given) in the order written, from the `offset`-th on, one
+    at a time: a reader of a whole file (the dashboard) holds one row at a time, whatever the
+    file's size, and a reader that has seen the first `offset` reads only what came since."""
     path = Path(path)
     if not path.exists():
         return
     backend = backend or backend_for(path)
     if backend == "jsonl":
+        skipped = 0
         for record in _iter_jsonl(path):
             if run_id is None or record.get("run_id") == run_id:
+                if skipped < offset:
+                    skipped += 1
+                    continue
                 yield record
         return
     where, params = _filter(run_id, None)
     with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
         conn.row_factory = sqlite3.Row
-        for row in conn.execute(f"SELECT * FROM score_records {where} ORDER BY id", params):
+        query = f"SELECT * FROM score_records {where} ORDER BY id LIMIT -1 OFFSET ?"
+        for row in conn.execute(query, [*params, offset]):
             yield _from_sqlite_row(row)
 
 

@@ -1,8 +1,9 @@
 """The reward dashboard: score records summarised into one self-contained HTML page.
 
-`summarize_records` reads records in one pass (per run and step: reward and component means,
-reward quantiles and histograms, tool-call and invalid-tool rates; per run: invented tool
-names, teacher-vs-student tool usage, a sample of rollouts next to their teacher traces);
+`summarize_records` (or `RecordSummary`, fed incrementally) reads records in one pass (per run
+and step: reward and component means, reward quantiles and histograms, tool-call and
+invalid-tool rates; per run: invented tool names, teacher-vs-student tool usage, a sample of
+rollouts next to their teacher traces);
 `render_dashboard` lays that out as a page with its charts' library inside it. The service
 serves the page at `/ui`; `mentor-reward report --records PATH --out report.html` writes the
 same page to a file that opens offline.
@@ -19,9 +20,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from .page import render_dashboard
-from .summary import Row, summarize_records
+from .summary import RecordSummary, Row, summarize_records
 
-__all__ = ["build_dashboard", "render_dashboard", "summarize_records"]
+__all__ = ["RecordSummary", "build_dashboard", "render_dashboard", "summarize_records"]
 
 
 def build_dashboard(rows: Iterable[Row], *, source: str, toolset: str | None = None) -> str:

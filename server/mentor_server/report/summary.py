@@ -273,33 +273,53 @@ def _number(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def summarize_records(rows: Iterable[Row], *, toolset: str | None = None, seed: int = 0) -> dict[str, Any]:
-    """The dashboard's data (a JSON-ready dict) from score records, in one pass.
+class RecordSummary:
+    """The summary being built: `add` records in the order written, `result()` at any time.
+
+    Adding is incremental: a summary kept between two looks at a growing record (the `/ui`
+    route keeps one) is fed only the records written since, and its result is the same as
+    that of one pass over them all.
 
     `toolset` names the toolset every record is checked against for invented tools, instead of
     each preset's own (ScoringConfigError when it is not registered).
     """
-    rules = _Rules(toolset)
-    runs: dict[str | None, _Run] = {}
-    total = 0
-    for seq, row in enumerate(rows):
-        total += 1
-        run_id = row.get("run_id")
-        run_id = run_id if isinstance(run_id, str) else None
-        run = runs.get(run_id)
-        if run is None:
-            run = runs[run_id] = _Run(run_id)
-        step_value = row.get("step")
-        step_key = step_value if isinstance(step_value, int) and not isinstance(step_value, bool) else None
-        step = run.steps.get(step_key)
-        if step is None:
-            step = run.steps[step_key] = _Step()
-        preset = row.get("preset") if isinstance(row.get("preset"), str) else None
-        run.presets[preset or "(inline spec)"] += 1
-        run.spec_hashes[str(row.get("spec_hash") or "")] += 1
-        step.n += 1
-        _add(run, step, row, rules.for_preset(preset), seq, seed)
-    return _finish(runs, total, toolset)
+
+    def __init__(self, *, toolset: str | None = None, seed: int = 0) -> None:
+        self.toolset = toolset
+        self.seed = seed
+        self.n_records = 0
+        self._rules = _Rules(toolset)
+        self._runs: dict[str | None, _Run] = {}
+
+    def add(self, rows: Iterable[Row]) -> RecordSummary:
+        for row in rows:
+            seq = self.n_records
+            self.n_records += 1
+            run_id = row.get("run_id")
+            run_id = run_id if isinstance(run_id, str) else None
+            run = self._runs.get(run_id)
+            if run is None:
+                run = self._runs[run_id] = _Run(run_id)
+            step_value = row.get("step")
+            step_key = step_value if isinstance(step_value, int) and not isinstance(step_value, bool) else None
+            step = run.steps.get(step_key)
+            if step is None:
+                step = run.steps[step_key] = _Step()
+            preset = row.get("preset") if isinstance(row.get("preset"), str) else None
+            run.presets[preset or "(inline spec)"] += 1
+            run.spec_hashes[str(row.get("spec_hash") or "")] += 1
+            step.n += 1
+            _add(run, step, row, self._rules.for_preset(preset), seq, self.seed)
+        return self
+
+    def result(self) -> dict[str, Any]:
+        """The dashboard's data, a JSON-ready dict (see `summarize_records`)."""
+        return _finish(self._runs, self.n_records, self.toolset)
+
+
+def summarize_records(rows: Iterable[Row], *, toolset: str | None = None, seed: int = 0) -> dict[str, Any]:
+    """The dashboard's data (a JSON-ready dict) from score records, in one pass (`RecordSummary`)."""
+    return RecordSummary(toolset=toolset, seed=seed).add(rows).result()
 
 
 def _add(run: _Run, step: _Step, row: Row, rule: ReadingRule, seq: int, seed: int) -> None:

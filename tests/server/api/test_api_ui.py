@@ -12,6 +12,10 @@ from typing import Any
 from _service_helpers import assert_error, wire_item
 from fastapi.testclient import TestClient
 
+from mentor_server.record_query import iter_records
+from mentor_server.report import summarize_records
+from mentor_server.report.page import json_safe
+
 
 def _page_data(html: str) -> dict[str, Any]:
     match = re.search(r'<script type="application/json" id="dashboard-data">(.*?)</script>', html, re.S)
@@ -44,6 +48,17 @@ def test_ui_shows_the_records_the_service_just_wrote(
 
     # A run filter that matches nothing is an empty page, not an error.
     assert _page_data(service.get("/ui", params={"run_id": "other"}).text)["n_records"] == 0
+
+    # More steps after a first look: the kept summary, fed only the new records, is the summary
+    # of the whole record (and a filtered view is kept apart from the unfiltered one).
+    for step in (3, 4):
+        body = {"preset": "sparse", "items": items[:4], "run_id": "exp-ui", "step": step}
+        assert service.post("/v1/score", json=body).status_code == 200
+    assert service.post("/v1/score", json={"preset": "mentor", "items": items[:2], "run_id": "b"}).status_code == 200
+    grown = _page_data(service.get("/ui").text)
+    whole = json.loads(json.dumps(json_safe(summarize_records(iter_records(tmp_path / "r.sqlite3")))))
+    assert grown == whole and grown["n_records"] == 22
+    assert _page_data(service.get("/ui", params={"run_id": "b"}).text)["n_records"] == 2
 
 
 def test_ui_is_behind_the_api_key(make_client: Callable[..., TestClient], tmp_path: Path) -> None:

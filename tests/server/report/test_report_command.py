@@ -49,6 +49,9 @@ def test_iter_records_streams_every_record_in_order_and_filters_by_run(tmp_path:
     assert [r["run_id"] for r in everything] == ["a"] * 5 + ["b"] * 3 + ["a"] * 2
     assert [r["reward"] for r in iter_records(path, run_id="b")] == [0.0, 1 / 3, 2 / 3]
     assert everything[0]["item"]["completion"].startswith("<tool_call>")
+    # From an offset: what a reader that has seen the first records has not read yet.
+    assert list(iter_records(path, offset=7)) == everything[7:]
+    assert [r["reward"] for r in iter_records(path, run_id="a", offset=5)] == [0.0, 0.5]
     assert list(iter_records(tmp_path / "missing.sqlite3")) == []
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from mentor_server.report import build_dashboard, summarize_records
+from mentor_server.report import RecordSummary, build_dashboard, summarize_records
 from mentor_server.report.page import json_safe
 from mentor_server.report.summary import SAMPLES_PER_RUN, SAMPLES_TOTAL
 from mentor_server.scoring import ScoringConfigError
@@ -171,6 +171,17 @@ def test_the_sample_is_bounded_reproducible_and_keeps_errors_and_extremes() -> N
     assert any(s["error"] for s in samples)
     many_runs = [_row("x", run=f"run{i}") for i in range(200) for _ in range(10)]
     assert len(summarize_records(many_runs)["samples"]) <= max(SAMPLES_TOTAL, 5 * 200)
+
+
+def test_a_summary_fed_in_parts_equals_one_pass() -> None:
+    rows = [_row(_call("add", i) + _call("foo"), reward=(i % 7) / 7, step=i // 30, run=f"r{i % 3}") for i in range(300)]
+    rows[40]["error"] = {"type": "timeout", "message": "slow", "param": None}
+    summary = RecordSummary()
+    summary.add(rows[:10])
+    first = summary.result()
+    summary.add(rows[10:200]).add(rows[200:])
+    assert summary.result() == summarize_records(rows)
+    assert first == summarize_records(rows[:10])
 
 
 def test_long_completions_are_cut_and_say_so() -> None:
