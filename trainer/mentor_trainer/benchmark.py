@@ -63,7 +63,7 @@ def split_groups() -> dict[str, str]:
 
 
 def _row(split: str, index: int, fam: Family, question: str, teacher: Teacher, system: str) -> dict[str, Any]:
-    answer = format_answer(teacher.calls[-1]["result"])
+    answer = format_answer(teacher.calls[-1]["result"] if teacher.answer is None else teacher.answer)
     prompt = [{"role": "system", "content": system}, {"role": "user", "content": question}]
     messages = list(prompt)
     for call, content in zip(teacher.calls, teacher.contents, strict=True):

@@ -41,6 +41,8 @@ class Teacher:
     toolset: Any
     calls: list[dict[str, Any]] = field(default_factory=list)
     contents: list[str] = field(default_factory=list)
+    answer: Any = None
+    """The final answer when it is not the last tool result (a retrieval family reads it from documents)."""
 
     def call(self, name: str, *values: Any, **named: Any) -> Any:
         tool = self.toolset.tools[name]

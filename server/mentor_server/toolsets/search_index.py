@@ -12,8 +12,9 @@ Searching is deterministic for a fixed index: the query is reduced to plain lowe
 (no query-language operators, so a model's quote, colon or `AND` is never syntax), scored with
 BM25 over title and text (title matches count double), and hits are ordered by score, then by
 document id, so documents with equal scores come back in the same order whatever the segment
-layout. The tantivy reader is opened lazily and again after a fork: the service's scoring
-processes are forked from the process that registered the toolset, and each needs its own.
+layout (up to 4,096 documents tied at the cut; beyond that, in index order). The tantivy index
+is opened lazily and again after a fork: the service's scoring processes are forked from the
+process that registered the toolset, and each needs its own reader.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ _FORMAT = 1
 _MAX_QUERY_CHARS = 1000
 _QUERY_WORD = re.compile(r"\w+")
 _TITLE_BOOST = 2.0
-_EXTRA_HITS = 10  # fetched past top_k so equal scores at the cut are ordered by id, not by segment
+_EXTRA_HITS = 1  # one hit past top_k shows whether documents tie at the cut (more costs pruning)
+_MAX_TIES = 4096
 
 
 class CorpusError(ValueError):
@@ -131,17 +133,23 @@ def _schema(tantivy: Any) -> Any:
     return builder.build()
 
 
-def _index_documents(tantivy: Any, index: Any, documents: Iterable[Document], threads: int) -> tuple[int, str]:
+def _index_documents(tantivy: Any, index: Any, documents: Iterable[Document], threads: int) -> int:
     writer = index.writer(heap_size=max(64, 32 * threads) * 1_000_000, num_threads=threads)
-    digest = hashlib.sha256()
     count = 0
     for doc in documents:
         writer.add_document(tantivy.Document(id=doc.id, title=doc.title, text=doc.text))
-        digest.update(json.dumps(doc.to_dict(), ensure_ascii=False, sort_keys=True).encode())
         count += 1
     writer.commit()
     writer.wait_merging_threads()
-    return count, digest.hexdigest()
+    return count
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while block := stream.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def build_index(corpus: str | Path, out: str | Path, *, threads: int | None = None) -> dict[str, Any]:
@@ -157,12 +165,12 @@ def build_index(corpus: str | Path, out: str | Path, *, threads: int | None = No
     folder.mkdir(parents=True, exist_ok=True)
     threads = threads or max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
     index = tantivy.Index(_schema(tantivy), path=str(folder))
-    count, digest = _index_documents(tantivy, index, read_corpus(corpus), threads)
+    count = _index_documents(tantivy, index, read_corpus(corpus), threads)
     manifest = {
         "format": _FORMAT,
         "documents": count,
         "corpus": str(corpus),
-        "corpus_sha256": digest,
+        "corpus_sha256": _file_sha256(Path(corpus)),
         "engine": f"tantivy {getattr(tantivy, '__version__', '')}".strip(),
     }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
@@ -212,7 +220,7 @@ class SearchIndex:
         """An index held in memory (one indexing thread, so the build is reproducible)."""
         tantivy = _require_tantivy()
         index = tantivy.Index(_schema(tantivy))
-        count, _ = _index_documents(tantivy, index, documents, threads=1)
+        count = _index_documents(tantivy, index, documents, threads=1)
         index.reload()
         return cls(index, count, source)
 
@@ -238,9 +246,19 @@ class SearchIndex:
             raise ValueError("the query has no words to search for")
         index, searcher = self._current()
         parsed = index.parse_query(words, ["title", "text"], field_boosts={"title": _TITLE_BOOST})
-        hits = searcher.search(parsed, top_k + _EXTRA_HITS).hits
+        # Documents that tie with the k-th best at the cut must all be seen to pick by id, so the
+        # window grows while its last hit still ties (up to _MAX_TIES; past that, index order).
+        limit = top_k + _EXTRA_HITS
+        while True:
+            hits = searcher.search(parsed, limit).hits
+            if len(hits) < limit or limit >= _MAX_TIES or hits[-1][0] < hits[top_k - 1][0]:
+                break
+            limit = min(limit * 4, _MAX_TIES)
+        cut = hits[top_k - 1][0] if len(hits) >= top_k else float("-inf")
         found = []
         for score, address in hits:
+            if score < cut:
+                break
             stored = searcher.doc(address)
             found.append((-score, stored["id"][0], stored["title"][0], stored["text"][0]))
         found.sort()

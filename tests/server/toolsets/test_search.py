@@ -105,6 +105,18 @@ def test_search_is_deterministic_across_builds_and_thread_counts(tmp_path: Path,
     assert [SearchIndex.in_memory(Document(**d) for d in DOCS).search(q, 4) for q in queries] == first
 
 
+def test_ties_past_the_fetch_window_are_still_ordered_by_id(tmp_path: Path) -> None:
+    """300 documents score the same for "lantern": the three smallest ids win, in any build."""
+    records = [{"id": f"doc-{i:03d}", "title": "", "text": "a lantern"} for i in range(300)]
+    rng = __import__("random").Random(1)
+    rng.shuffle(records)
+    corpus = write_corpus(tmp_path / "c.jsonl", records)
+    build_index(corpus, tmp_path / "two", threads=2)
+    expected = ["doc-000", "doc-001", "doc-002"]
+    assert [d.id for d in SearchIndex.open(tmp_path / "two").search("lantern", 3)] == expected
+    assert [d.id for d in SearchIndex.in_memory(Document(**r) for r in records).search("lantern", 3)] == expected
+
+
 @pytest.mark.parametrize(
     "query",
     ['title:Brelmor AND "founded', "Brelmor)(", "Brelmor -founded +river", "BRELMOR^5 founded~2"],
