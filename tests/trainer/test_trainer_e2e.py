@@ -101,7 +101,7 @@ def test_grpo_with_local_rewards(grpo_local: tuple[Path, dict[str, Any]], warm: 
     assert summary["steps"] == 4 and summary["device"] == "cpu"
     assert summary["reward"]["preset"] == "flexible" and summary["reward"]["local"] is True
     assert set(COMPONENTS) <= set(summary["reward"]["components"]) and summary["reward"]["spec_hash"]
-    assert summary["reward_series"]["rewards/mentor/mean"]
+    assert summary["reward_series"]["rewards/flexible/mean"]  # named after the preset
 
 
 def test_eval_command_prints_the_table(

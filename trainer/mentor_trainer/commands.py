@@ -17,6 +17,7 @@ from .registry import json_flag as _json_flag
 from .registry import print_summary as _print
 from .registry import register_command
 from .runtime import configure_offline
+from .tracking import Tracking, add_tracking_flags, tracking_from_args
 
 
 def _load_spec(path: str | None) -> dict[str, Any] | None:
@@ -172,6 +173,7 @@ def _configure_sft(p: argparse.ArgumentParser) -> None:
     fast.add_argument("--seconds", type=float, default=None, help="wall-time budget of the plain-torch loop")
     fast.add_argument("--steps", type=int, default=None, help="step budget of the plain-torch loop")
     fast.add_argument("--family", action="append", default=None, help="only rows of this task family (repeatable)")
+    add_tracking_flags(p, completions=False)
     _json_flag(p)
 
 
@@ -190,6 +192,9 @@ def _configure_sft(p: argparse.ArgumentParser) -> None:
 )
 def _run_sft(args: argparse.Namespace) -> int:
     configure_offline()
+    tracking = tracking_from_args(args)
+    if args.plain_torch_overfit and tracking != Tracking():
+        raise ValueError("tracking, checkpoint and LoRA flags apply to the TRL SFT, not --plain-torch-overfit")
     if args.plain_torch_overfit:
         from .sft import run_overfit
 
@@ -223,6 +228,7 @@ def _run_sft(args: argparse.Namespace) -> int:
             gradient_accumulation_steps=args.grad_accum,
             max_length=args.max_length,
             seed=args.seed,
+            tracking=tracking,
         )
         summary = run_sft(args.data, args.model, args.out, options)
     _print(summary, args.json, ("command", "rows", "steps", "train_loss", "first_loss", "last_loss", "seconds"))
@@ -241,7 +247,12 @@ def _configure_grpo(p: argparse.ArgumentParser) -> None:
     reward.add_argument("--spec", default=None, help="reward spec file (JSON, or YAML) replacing the preset")
     reward.add_argument("--overrides", default=None, help="JSON merged into the spec, e.g. '{\"components\": ...}'")
     reward.add_argument("--toolset", default="calculator", help="the toolset rollouts may call")
-    reward.add_argument("--run-id", default=None, help="labels the service's score records")
+    reward.add_argument(
+        "--run-id",
+        default=None,
+        help="labels the service's score records and names the tracker's run (default PRESET-DATE-TIME-HEX, "
+        "kept in OUT/run_id; --resume reuses it)",
+    )
     size = p.add_argument_group("training")
     size.add_argument("--split", default="train")
     size.add_argument("--limit", type=int, default=None)
@@ -261,6 +272,7 @@ def _configure_grpo(p: argparse.ArgumentParser) -> None:
     gen.add_argument("--use-vllm", action="store_true", help="generate with vLLM (GRPOConfig.use_vllm)")
     gen.add_argument("--vllm-mode", default="server", choices=("server", "colocate"))
     gen.add_argument("--vllm-server-url", default=None, help="TRL vLLM server (`trl vllm-serve`)")
+    add_tracking_flags(p, completions=True)
     _json_flag(p)
 
 
@@ -276,6 +288,10 @@ def _configure_grpo(p: argparse.ArgumentParser) -> None:
         "mentor-train grpo --data data/bench --model runs/sft --out runs/grpo --local --preset flexible",
         "accelerate launch -m mentor_trainer.cli grpo --data data/bench --model runs/sft --out runs/grpo "
         "--reward-url http://reward:8000 --spec my_spec.json --max-steps 500 --batch-size 16",
+        "mentor-train grpo --data data/bench --model runs/sft --out runs/grpo --local --report-to tensorboard "
+        "--save-steps 50 --log-completions",
+        "mentor-train grpo --data data/bench --model runs/sft --out runs/grpo --local --save-steps 50 --resume",
+        "mentor-train grpo --data data/bench --model runs/sft --out runs/grpo-lora --local --lora-r 16",
     ),
     configure=_configure_grpo,
 )
@@ -311,13 +327,14 @@ def _run_grpo(args: argparse.Namespace) -> int:
         use_vllm=args.use_vllm,
         vllm_mode=args.vllm_mode,
         vllm_server_base_url=args.vllm_server_url,
+        tracking=tracking_from_args(args),
     )
     summary = run_grpo(args.data, args.model, args.out, source, options)
     from .grpo import reward_metrics
 
     series = reward_metrics(summary.pop("log_history"), summary["reward"]["components"])
     summary["reward_series"] = series
-    _print(summary, args.json, ("command", "steps", "seconds", "device", "processes"))
+    _print(summary, args.json, ("command", "run_id", "steps", "trained_steps", "seconds", "device", "processes"))
     if not args.json:
         print(
             f"reward spec: {args.preset if source.spec is None else 'spec ' + str(args.spec)} "

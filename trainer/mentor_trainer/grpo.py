@@ -10,6 +10,11 @@ Scaling is TRL's and accelerate's: the same command runs under `accelerate launc
 scores its own slice with its own HTTP client) and passes `use_vllm` through to `GRPOConfig`. On a
 machine with CUDA the GPU is used (bf16 when supported); otherwise the CPU settings from the
 project's notes apply (`use_cpu=True`, no bf16, short completions).
+
+What a run reports and keeps (`GRPOOptions.tracking`, see `tracking.py`): experiment trackers
+(`report_to`), checkpoints every N steps and resuming from one, logged completions, LoRA. The reward's
+metric is named after the preset (`rewards/flexible/mean`), and every run has a `run_id` (given, or
+made and kept in `OUT/run_id`) that labels its score records in the service.
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .chat import prompt_without_tool_block
 from .runtime import checkpointing_kwargs, configure_offline
+from .tracking import StepSpan, Tracking, resume_checkpoint, run_label, save_trained, shared_run_id, step_span_callback
 
 if TYPE_CHECKING:
     from .tools import ToolRunner
@@ -71,6 +77,7 @@ class GRPOOptions:
     vllm_server_base_url: str | None = None
     use_cpu: bool | None = None  # None: the GPU when there is one
     extra: dict[str, Any] = field(default_factory=dict)  # more GRPOConfig fields, passed as they are
+    tracking: Tracking = field(default_factory=Tracking)  # trackers, checkpoints, resume, completions, LoRA
 
 
 def grpo_dataset(
@@ -113,8 +120,11 @@ def grpo_dataset(
     )
 
 
-def grpo_config(out: str | Path, options: GRPOOptions) -> Any:
-    """A `GRPOConfig` for this machine: the GPU when CUDA is available, else TRL's CPU settings."""
+def grpo_config(out: str | Path, options: GRPOOptions, run_name: str | None = None) -> Any:
+    """A `GRPOConfig` for this machine: the GPU when CUDA is available, else TRL's CPU settings.
+
+    Checkpoints, sampled completions (`completions/*.parquet`) and TensorBoard logs (`runs/`) go
+    under `out/checkpoints`."""
     from trl.trainer.grpo_config import GRPOConfig
 
     from .runtime import cuda_available
@@ -140,8 +150,6 @@ def grpo_config(out: str | Path, options: GRPOOptions) -> Any:
         use_cpu=use_cpu,
         bf16=bf16,
         fp16=False,
-        report_to="none",
-        save_strategy="no",
         max_steps=options.max_steps,
         learning_rate=options.learning_rate,
         per_device_train_batch_size=options.batch_size,
@@ -154,20 +162,31 @@ def grpo_config(out: str | Path, options: GRPOOptions) -> Any:
         logging_steps=options.logging_steps,
         seed=options.seed,
         dataloader_num_workers=0,
+        log_completions=options.tracking.log_completions,
+        num_completions_to_print=options.tracking.num_completions_to_print,
         # TRL turns activation checkpointing on by default; on CPU and small models it only costs time.
         # `extra` comes last and wins (e.g. checkpointing off on a GPU too, for a model this small).
-        **{**checkpointing_kwargs(GRPOConfig, not use_cpu), **vllm, **options.extra},
+        **{
+            **options.tracking.config_kwargs(run_name),
+            **checkpointing_kwargs(GRPOConfig, not use_cpu),
+            **vllm,
+            **options.extra,
+        },
     )
 
 
 @dataclass
 class GRPORun:
-    """A wired trainer plus what the reward is: the resolved spec's hash and component names."""
+    """A wired trainer plus what the reward is (the resolved spec's hash and component names), the
+    run's id, and where it resumes from (pass `resume_from` to `trainer.train(resume_from_checkpoint=)`)."""
 
     trainer: Any
     spec_hash: str
     components: list[str]
     monitor: SignalMonitor = field(default_factory=lambda: SignalMonitor())
+    run_id: str | None = None
+    resume_from: Path | None = None
+    span: StepSpan = field(default_factory=StepSpan)
 
 
 def build_trainer(
@@ -188,7 +207,8 @@ def build_trainer(
     or a service that cannot be reached, fails before any model is loaded. `runner` executes the
     rollouts' tool calls (default: one for `source`), `wrap_reward` wraps the reward function (the
     experiment times it), `callbacks` are extra TrainerCallbacks, `say` prints learning-signal warnings
-    (default: stderr).
+    (default: stderr). `options.tracking` is checked here too (trackers installed, a checkpoint to
+    resume from, peft for LoRA). A run without `source.run_id` gets one (see `tracking.shared_run_id`).
     """
     configure_offline()
     from trl.trainer.grpo_trainer import GRPOTrainer
@@ -205,6 +225,14 @@ def build_trainer(
         spec=source.spec,
         overrides=source.overrides,
     )
+    tracking = options.tracking
+    tracking.check(out)
+    resume_from = resume_checkpoint(out, tracking.resume) if tracking.resume is not None else None
+    # The config sets up accelerate's process state, which the run id's broadcast needs.
+    config = grpo_config(out, options)
+    label = run_label(source.preset, source.spec)
+    run_id = shared_run_id(out, source.run_id, label, resume=resume_from is not None)
+    config.run_name = run_id  # the trackers' run is named like the score records
     seed_everything(options.seed)
     tokenizer = load_tokenizer(model_path)
     model = load_model(model_path)
@@ -217,24 +245,31 @@ def build_trainer(
         eos_token_id=tokenizer.eos_token_id,
         api_key=source.api_key,
         local=source.local,
-        run_id=source.run_id,
+        run_id=run_id,
+        # `rewards/<preset>/mean`: runs under different presets are told apart in one dashboard.
+        name=label,
     )
     reward_funcs: list[Any] = [wrap_reward(reward) if wrap_reward is not None else reward]
     monitor = SignalMonitor()
+    span = StepSpan(resumed_from=str(resume_from) if resume_from is not None else None)
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=reward_funcs,
-        args=grpo_config(out, options),
+        args=config,
         train_dataset=grpo_dataset(data_dir, options.split, options.limit, options.families),
         processing_class=tokenizer,
         tools=build_tools(runner, source.toolset),
-        callbacks=[*callbacks, signal_callback(monitor, say)],
+        callbacks=[*callbacks, signal_callback(monitor, say), step_span_callback(span)],
+        peft_config=tracking.lora.peft_config() if tracking.lora is not None else None,
     )
     return GRPORun(
         trainer,
         resolved.spec_hash,
         [str(c) for c in resolved.spec.get("components", {})],
         monitor,
+        run_id=run_id,
+        resume_from=resume_from,
+        span=span,
     )
 
 
@@ -333,25 +368,31 @@ def run_grpo(
     source: RewardSource,
     options: GRPOOptions | None = None,
 ) -> dict[str, Any]:
-    """Train; save `out/model`, `out/tokenizer`, `out/log_history.jsonl` (main process); return a summary."""
+    """Train (or resume); save `out/model`, `out/tokenizer`, `out/log_history.jsonl` (main process), with
+    LoRA also `out/adapter` (`out/model` is then the merged model); return a summary."""
     options = options or GRPOOptions()
     run = build_trainer(data_dir, model_path, out, source, options)
     trainer = run.trainer
     started = time.perf_counter()
-    trainer.train()
+    trainer.train(resume_from_checkpoint=str(run.resume_from) if run.resume_from is not None else None)
     elapsed = time.perf_counter() - started
     history = list(trainer.state.log_history)
     summary = {
         "command": "grpo",
         "data": str(data_dir),
         "base_model": str(model_path),
+        "run_id": run.run_id,
         "reward": {
-            **{k: v for k, v in asdict(source).items() if k != "api_key"},
+            **{k: v for k, v in asdict(replace(source, run_id=run.run_id)).items() if k != "api_key"},
             "spec_hash": run.spec_hash,
             "components": run.components,
         },
         "options": asdict(options),
         "steps": trainer.state.global_step,
+        # The steps trained by this process: after a resume the first is the checkpoint's step + 1.
+        "trained_steps": [run.span.first, run.span.last],
+        "resumed_from": run.span.resumed_from,
+        "checkpoints": str(Path(out) / "checkpoints") if options.tracking.save_steps else None,
         "seconds": round(elapsed, 2),
         "device": str(trainer.accelerator.device),
         "processes": trainer.accelerator.num_processes,
@@ -359,7 +400,8 @@ def run_grpo(
     }
     if trainer.accelerator.is_main_process:
         out = Path(out)
-        trainer.save_model(str(out / "model"))
+        adapter = save_trained(trainer, out)
+        summary["adapter"] = str(adapter) if adapter is not None else None
         trainer.processing_class.save_pretrained(str(out / "tokenizer"))
         with (out / "log_history.jsonl").open("w", encoding="utf-8") as fh:
             for entry in history:

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .runtime import checkpointing_kwargs, configure_offline
+from .tracking import Tracking, merge_lora, resume_checkpoint, shared_run_id
 
 _ASSISTANT_OPEN = "<|im_start|>assistant\n"
 _TURN_CLOSE = "<|im_end|>"
@@ -38,6 +39,7 @@ class SFTOptions:
     logging_steps: int = 5
     seed: int = 0
     use_cpu: bool | None = None  # None: the GPU when there is one
+    tracking: Tracking = field(default_factory=Tracking)  # trackers, checkpoints, resume, LoRA (TRL SFT only)
 
 
 def sft_dataset(tokenizer: Any, data_dir: str | Path, split: str = "train", limit: int | None = None) -> Any:
@@ -69,6 +71,9 @@ def run_sft(
     from .runtime import cuda_available, load_model, load_tokenizer, save_model, seed_everything
 
     options = options or SFTOptions()
+    tracking = options.tracking
+    tracking.check(out)
+    resume_from = resume_checkpoint(out, tracking.resume) if tracking.resume is not None else None
     seed_everything(options.seed)
     use_cpu = (not cuda_available()) if options.use_cpu is None else options.use_cpu
     tokenizer = load_tokenizer(model_path)
@@ -83,8 +88,7 @@ def run_sft(
         gradient_accumulation_steps=options.gradient_accumulation_steps,
         max_length=options.max_length,
         logging_steps=options.logging_steps,
-        save_strategy="no",
-        report_to="none",
+        **tracking.config_kwargs(None),
         use_cpu=use_cpu,
         bf16=not use_cpu,
         fp16=False,
@@ -95,9 +99,16 @@ def run_sft(
         **checkpointing_kwargs(SFTConfig, not use_cpu),
         warmup_steps=min(5, max(options.max_steps // 10, 0)),
     )
-    trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
+    config.run_name = shared_run_id(out, None, "sft", resume=resume_from is not None)  # names the tracker's run
+    trainer = SFTTrainer(
+        model=model,
+        args=config,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=tracking.lora.peft_config() if tracking.lora is not None else None,
+    )
     started = time.perf_counter()
-    result = trainer.train()
+    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
     elapsed = time.perf_counter() - started
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     summary = {
@@ -111,8 +122,12 @@ def run_sft(
         "losses": losses,
         "seconds": round(elapsed, 2),
         "device": "cpu" if use_cpu else "cuda",
+        "run_id": config.run_name,
+        "resumed_from": str(resume_from) if resume_from is not None else None,
     }
-    save_model(trainer.model, tokenizer, out, summary)
+    trained, adapter = merge_lora(trainer.model, out)
+    summary["adapter"] = str(adapter) if adapter is not None else None
+    save_model(trained, tokenizer, out, summary)
     return summary
 
 
