@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -75,9 +76,26 @@ def make_records(path: Path, n_records: int, steps: int) -> float:
     return time.perf_counter() - started
 
 
-def time_page(browser: Browser, url: str) -> tuple[float, float, int]:
-    """(script-drawn ms from navigation, driver wall s, console errors) for one fresh page."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+@dataclass(frozen=True)
+class Load:
+    """One page load: wall times and the CPU the renderer spent (Chromium's own counters)."""
+
+    drawn_s: float  # navigation -> the page's script has drawn every chart (performance.now())
+    script_s: float  # of which the page's script: read the data, draw the charts
+    wall_s: float  # the driver's view: goto -> ready
+    main_thread_cpu_s: float  # the renderer's main thread (CDP Performance metric ThreadTime)
+    renderer_cpu_s: float  # the whole renderer process (CDP ProcessTime)
+    errors: int
+
+
+def time_page(browser: Browser, url: str) -> Load:
+    # A context of its own: a fresh renderer process, whose counters are this load's alone.
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    cdp = context.new_cdp_session(page)
+    # Thread ticks: the metrics count CPU time, which a machine shared with other work does not
+    # inflate the way it inflates wall time.
+    cdp.send("Performance.enable", {"timeDomain": "threadTicks"})
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -85,9 +103,10 @@ def time_page(browser: Browser, url: str) -> tuple[float, float, int]:
     page.goto(url, timeout=300_000)
     page.wait_for_selector("body[data-ready='1']", timeout=300_000)
     wall = time.perf_counter() - started
-    drawn = float(page.evaluate("Number(document.body.dataset.renderMs)"))
-    page.close()
-    return drawn, wall, len(errors)
+    metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    drawn, script = page.evaluate("[Number(document.body.dataset.renderMs), Number(document.body.dataset.drawMs)]")
+    context.close()
+    return Load(drawn / 1000, script / 1000, wall, metrics["ThreadTime"], metrics["ProcessTime"], len(errors))
 
 
 def free_port() -> int:
@@ -140,11 +159,13 @@ def main() -> int:
     print(f"{n} records ({args.steps} steps) scored and recorded in {scoring_s:.1f} s: {records}")
 
     server_s: list[float] = []
+    server_cpu_s: list[float] = []
     page = ""
     for _ in range(3):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         page = build_dashboard(iter_records(records), source=str(records))
         server_s.append(time.perf_counter() - started)
+        server_cpu_s.append(time.process_time() - cpu)
     html = folder / "report.html"
     html.write_text(page, encoding="utf-8")
     size_kib = len(page.encode("utf-8")) / 1024
@@ -158,41 +179,48 @@ def main() -> int:
             version = browser.version
             time_page(browser, html.as_uri())  # warm-up: the browser's first page pays its own start
             file_runs = [time_page(browser, html.as_uri()) for _ in range(args.loads)]
+            # The first /ui builds the service's summary of the record; later ones reuse it.
+            ui_first = time_page(browser, base + "/ui")
             ui_runs = [time_page(browser, base + "/ui") for _ in range(args.loads)]
             browser.close()
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(60)
 
-    errors = sum(r[2] for r in file_runs + ui_runs)
-    drawn = [r[0] / 1000 for r in file_runs]
-    file_wall = [r[1] for r in file_runs]
-    ui_wall = [r[1] for r in ui_runs]
+    errors = sum(r.errors for r in [*file_runs, ui_first, *ui_runs])
     load = os.getloadavg()
-    rows = [
-        ("report file: navigation → every chart drawn", drawn),
-        ("report file: driver wall time (goto → ready)", file_wall),
-        ("`/ui` from the service: request → every chart drawn", ui_wall),
-        ("server side alone: read + summary + page (Python)", server_s),
-    ]
+
+    def row(label: str, values: list[float]) -> str:
+        return f"| {label} | {statistics.median(values):.2f} | {min(values):.2f} | {max(values):.2f} |"
+
     lines = [
         f"{n:,} records ({args.steps} steps x {n // args.steps}), the seed rollouts scored under `mentor`; "
-        f"page {size_kib:.0f} KiB (Chart.js inline). Chromium {version}, headless. "
+        f"page {size_kib:.0f} KiB (Chart.js inline). Chromium {version}, headless, {args.loads} loads each. "
         f"Load average at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} cores "
-        "(another helper's training experiment ran at the same time; this script ran under `nice -n 10`). "
-        f"Console errors over all loads: {errors}.",
+        "(other helpers' work, among it a training experiment at nice -10, ran at the same time; this "
+        f"script ran under `nice -n 10`, so wall times are inflated). Console errors over all loads: {errors}.",
         "",
         "| what | median s | min s | max s |",
         "| --- | ---: | ---: | ---: |",
+        row("report file: renderer main-thread CPU (load, parse, draw)", [r.main_thread_cpu_s for r in file_runs]),
+        row("report file: renderer process CPU (all its threads)", [r.renderer_cpu_s for r in file_runs]),
+        row("report file: wall, navigation → every chart drawn", [r.drawn_s for r in file_runs]),
+        row("… of which the page's script (read the data, draw 7 charts), wall", [r.script_s for r in file_runs]),
+        row("`/ui` first request (service summarises the record): wall, request → drawn", [ui_first.wall_s]),
+        row("`/ui` reloads (summary kept, no new records): wall, request → drawn", [r.wall_s for r in ui_runs]),
+        row("`/ui` reloads: renderer main-thread CPU", [r.main_thread_cpu_s for r in ui_runs]),
+        row("server side alone (read + summary + page, in Python): wall", server_s),
+        row("server side alone: CPU", server_cpu_s),
     ]
-    for label, values in rows:
-        lines.append(f"| {label} | {statistics.median(values):.2f} | {min(values):.2f} | {max(values):.2f} |")
-    verdict = "met" if statistics.median(ui_wall) <= 2.0 else "not met on this run"
+    cpu = statistics.median([r.main_thread_cpu_s for r in file_runs])
+    wall = statistics.median([r.wall_s for r in ui_runs])
     lines += [
         "",
-        f"Target (render a 10,000-record run in <= 2 s in headless Chromium): {verdict} "
-        f"(median `/ui` {statistics.median(ui_wall):.2f} s end to end; "
-        f"{statistics.median(drawn):.2f} s for the page alone).",
+        f"Target (a 10,000-record run drawn in <= 2 s in headless Chromium): the browser's own work is "
+        f"{cpu:.2f} s of main-thread CPU ({'within' if cpu <= 2 else 'over'} the target); wall time on this "
+        f"shared machine was {wall:.2f} s per `/ui` reload ({'within' if wall <= 2 else 'over'} it), "
+        f"{ui_first.wall_s:.2f} s for the first `/ui`, which pays the service's summary of the whole record "
+        f"({statistics.median(server_cpu_s):.2f} s of CPU here).",
     ]
     body = "\n".join(lines)
     print(body)
