@@ -309,8 +309,11 @@ def _query_rules(dependant: Any) -> dict[str, bool]:
     return rules
 
 
-def check_query_parameters(request: Request) -> None:
+async def check_query_parameters(request: Request) -> None:
     """A router dependency: query parameters are checked as strictly as JSON bodies.
+
+    `async def` so that FastAPI runs it on the event loop: it is cheap, and a plain `def` would
+    cost every request a round trip through the thread pool.
 
     An unknown name is a 422 rather than silently ignored (a typo such as
     `/v1/openrlhf?presets=mentor-f1` would otherwise train with the default reward); so is a

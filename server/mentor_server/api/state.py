@@ -165,14 +165,17 @@ class ServiceState:
 
 
 # ---------------------------------------------------------------------------- dependencies
-def get_state(request: Request) -> ServiceState:
+# `async def` although they do no I/O: FastAPI runs a plain `def` dependency in its thread pool,
+# and two thread round trips per request (on every route, /healthz included) cost more than the
+# work itself and, on a busy machine, most of /healthz's latency.
+async def get_state(request: Request) -> ServiceState:
     state = getattr(request.app.state, "service", None)
     if not isinstance(state, ServiceState):
         raise ApiError(503, "the service is not initialised", type="not_ready")
     return state
 
 
-def get_settings(state: Annotated[ServiceState, Depends(get_state)]) -> ServiceSettings:
+async def get_settings(state: Annotated[ServiceState, Depends(get_state)]) -> ServiceSettings:
     return state.settings
 
 
