@@ -32,7 +32,6 @@ from ._core import Toolset
 from ._errors import config_error
 from ._functions import tool_from_function
 from .search_index import Document, SearchIndex
-from .search_remote import RemoteRetriever
 
 __all__ = ["DEFAULT_TOP_K", "MAX_TOP_K", "SearchBackend", "search_toolset", "search_toolset_from_config"]
 
@@ -113,6 +112,10 @@ def search_toolset_from_config(
             folder = Path(str(config["index"]))
             backend = SearchIndex.open(folder if folder.is_absolute() or base is None else base / folder)
         else:
+            # Imported here: http.client and its email parsers are a noticeable share of the
+            # engine's import time, and only a toolset with a retriever URL needs them.
+            from .search_remote import RemoteRetriever
+
             options = {key: config[key] for key in ("timeout_s", "max_bytes") if key in config}
             backend = RemoteRetriever(config["url"], **options)
     except (ValueError, ImportError, OSError) as exc:
