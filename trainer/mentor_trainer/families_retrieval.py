@@ -24,7 +24,7 @@ the engine's QA judge (`RETRIEVAL_SPEC`: the `mentor` preset with `judge.mode: q
 Nothing here is registered on import: `enable()` builds the index, registers the `retrieval`
 toolset and adds the groups to `FAMILIES`. The benchmark's `split_groups()` then lists
 `ood_retrieval` (both groups' families), since a group named after a registered toolset becomes
-an out-of-domain split; `retrieval_splits()` writes the one-hop train/test and multi-hop splits
+an out-of-domain split; `retrieval_splits()` generates the one-hop train/test and multi-hop splits
 for an experiment that trains on retrieval itself.
 """
 
