@@ -199,7 +199,7 @@
   }
 
   function inventedChart(run) {
-    if (run.n_checked === 0) { blank("chart-invented", "The toolset of these records is unknown (inline spec): invented names cannot be told."); return; }
+    if (run.n_checked === 0) { blank("chart-invented", "The toolset of these records is unknown (an inline spec, or a preset not known here): invented names cannot be told. `mentor-reward report --toolset NAME` names it."); return; }
     if (run.invented_tools.length === 0) { blank("chart-invented", "No invented tool names in this run."); return; }
     draw("chart-invented", {
       type: "bar",
@@ -347,7 +347,7 @@
   } else {
     const picker = $("run");
     runs.forEach(function (run, i) {
-      const option = el("option", null, runLabel(run) + " (" + run.n_records + " records)");
+      const option = el("option", null, runLabel(run) + " (" + run.n_records + (run.n_records === 1 ? " record)" : " records)"));
       option.value = String(i);
       picker.appendChild(option);
     });
