@@ -22,7 +22,34 @@ from typing import Any
 def _serve(args: argparse.Namespace) -> int:
     from .app import run_server
 
+    if args.ray:
+        return _serve_on_ray(args)
     run_server(host=args.host, port=args.port, config_file=args.config, workers=args.workers)
+    return 0
+
+
+def _serve_on_ray(args: argparse.Namespace) -> int:
+    from ..ray_serve import RayServeOptions, run_on_ray
+    from .settings import ServiceSettings
+
+    overrides = {
+        key: value
+        for key, value in (
+            ("host", args.host),
+            ("port", args.port),
+            ("config_file", args.config),
+            ("workers", args.workers),
+        )
+        if value is not None
+    }
+    options = RayServeOptions(
+        replicas=args.replicas,
+        min_replicas=args.min_replicas,
+        max_replicas=args.max_replicas,
+        target_ongoing_requests=args.target_ongoing_requests,
+        replica_cpus=args.replica_cpus,
+    )
+    run_on_ray(ServiceSettings(**overrides), options, address=args.address)
     return 0
 
 
@@ -83,6 +110,16 @@ def add_service_commands(subparsers: Any) -> None:
     serve.add_argument("--port", type=int, default=None, help="port (default 8000, or MENTOR_PORT)")
     serve.add_argument("--config", default=None, help="YAML settings file (or MENTOR_CONFIG_FILE)")
     serve.add_argument("--workers", type=int, default=None, help="scoring processes (default: one per core)")
+    ray = serve.add_argument_group("Ray Serve (`--ray`: deploy on an existing Ray cluster; the `ray` extra)")
+    ray.add_argument("--ray", action="store_true", help="run as a Ray Serve deployment instead of one process")
+    ray.add_argument("--address", default="auto", help="the Ray cluster (default: auto, the local node's)")
+    ray.add_argument("--replicas", type=int, default=None, help="a fixed replica count (default: autoscale)")
+    ray.add_argument("--min-replicas", type=int, default=1, help="autoscaling floor (default 1)")
+    ray.add_argument("--max-replicas", type=int, default=4, help="autoscaling ceiling (default 4)")
+    ray.add_argument(
+        "--target-ongoing-requests", type=float, default=2.0, help="requests per replica before scaling up"
+    )
+    ray.add_argument("--replica-cpus", type=float, default=None, help="CPUs a replica reserves (default: workers)")
     serve.set_defaults(func=_serve)
 
     records = subparsers.add_parser("records", help="read the score record (SQLite, JSONL or PostgreSQL)")
