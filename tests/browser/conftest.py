@@ -56,13 +56,23 @@ def browser(playwright_driver: Playwright) -> Iterator[Browser]:
     chromium.close()
 
 
+_ARTEFACTS = pytest.StashKey[Path]()
+
+
 @pytest.fixture(scope="session")
 def artefacts(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Path:
+    """The folder screenshots are kept in; its path and files are printed at the end of the run."""
     folder = tmp_path_factory.mktemp("browser-artefacts")
-    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"browser test artefacts (screenshots): {folder}")
+    pytestconfig.stash[_ARTEFACTS] = folder
     return folder
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    folder = config.stash.get(_ARTEFACTS, None)
+    if folder is not None:
+        terminalreporter.write_sep("-", "browser test artefacts")
+        for path in sorted(folder.iterdir()):
+            terminalreporter.write_line(str(path))
 
 
 @pytest.fixture
