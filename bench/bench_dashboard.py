@@ -174,8 +174,8 @@ def main() -> int:
     proc, base = start_service(records, folder / "service.log")
     try:
         with sync_playwright() as driver:
-            root_args = ["--no-sandbox"] if os.geteuid() == 0 else []
-            browser = driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=root_args)
+            chromium_args = ["--disable-dev-shm-usage", *(["--no-sandbox"] if os.geteuid() == 0 else [])]
+            browser = driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=chromium_args)
             version = browser.version
             time_page(browser, html.as_uri())  # warm-up: the browser's first page pays its own start
             file_runs = [time_page(browser, html.as_uri()) for _ in range(args.loads)]

@@ -50,7 +50,8 @@ def playwright_driver() -> Iterator[Playwright]:
 
 @pytest.fixture(scope="session")
 def browser(playwright_driver: Playwright) -> Iterator[Browser]:
-    args = ["--no-sandbox"] if os.geteuid() == 0 else []  # Chromium refuses to run as root with its sandbox
+    # Chromium refuses to run as root with its sandbox; a container's small /dev/shm would crash it.
+    args = ["--disable-dev-shm-usage", *(["--no-sandbox"] if os.geteuid() == 0 else [])]
     chromium = playwright_driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
     yield chromium
     chromium.close()
