@@ -98,8 +98,9 @@ class RayHead:
         for attempt in range(1, attempts + 1):
             try:
                 return self._start_once(timeout_s)
-            except _RayletGaveUp:
-                if attempt == attempts:
+            except BaseException as exc:
+                if attempt == attempts or not isinstance(exc, _RayletGaveUp):
+                    _kill_session(self.proc, 60)  # nothing of a failed start outlives it
                     raise
                 _kill_session(self.proc, 60)
                 shutil.rmtree(self.root, ignore_errors=True)  # a fresh session folder for the next try
