@@ -93,6 +93,7 @@ class _Step:
     rewards: list[float] = field(default_factory=list)
     comp_sum: dict[str, float] = field(default_factory=dict)
     comp_n: dict[str, int] = field(default_factory=dict)
+    read: int = 0  # scored items whose rollout was read again (the tool rates' base)
     with_calls: int = 0
     calls: int = 0
     # Calls and invalid calls among the items whose toolset is known (the invalid-tool rate's base).
@@ -113,6 +114,7 @@ class _Run:
     scored: int = 0
     checked: int = 0  # scored items whose toolset was known
     with_reference: int = 0
+    unread: int = 0  # scored items whose rollout could not be read again (left out of the tool facts)
     error_types: Counter[str] = field(default_factory=Counter)
     sampler: _Sampler | None = None
 
@@ -354,7 +356,9 @@ def _add(run: _Run, step: _Step, row: Row, rule: ReadingRule, seq: int, seed: in
             run.with_reference += 1
             run.teacher_tools.update(teacher)
     if read is None:
+        run.unread += 1
         return
+    step.read += 1
     step.calls += read.n_calls
     step.with_calls += 1 if read.n_calls else 0
     run.student_tools.update(c["name"] for c in read.calls if isinstance(c["name"], str))
@@ -415,8 +419,8 @@ def _run_summary(run: _Run) -> dict[str, Any]:
         series["n"].append(step.n)
         series["errors"].append(step.errors)
         series["reward_mean"].append(sum(ordered) / scored if scored else None)
-        series["tool_call_rate"].append(step.with_calls / scored if scored else None)
-        series["calls_per_rollout"].append(step.calls / scored if scored else None)
+        series["tool_call_rate"].append(step.with_calls / step.read if step.read else None)
+        series["calls_per_rollout"].append(step.calls / step.read if step.read else None)
         series["invalid_tool_rate"].append(step.invalid / step.checked_calls if step.checked_calls else None)
         series["histogram"].append(histogram(ordered))
         for q in QUANTILES:
@@ -426,6 +430,7 @@ def _run_summary(run: _Run) -> dict[str, Any]:
             components[name].append(step.comp_sum[name] / n if n else None)
     teacher_refs = max(1, run.with_reference)
     usage_names = [name for name, _ in (run.student_tools + run.teacher_tools).most_common(TOP_NAMES)]
+    n_read = sum(s.read for s in run.steps.values())
     calls_total = sum(s.calls for s in run.steps.values())
     checked_calls = sum(s.checked_calls for s in run.steps.values())
     invalid_total = sum(s.invalid for s in run.steps.values())
@@ -439,10 +444,11 @@ def _run_summary(run: _Run) -> dict[str, Any]:
         "presets": dict(run.presets.most_common()),
         "spec_hashes": dict(run.spec_hashes.most_common()),
         "reward_mean": sum(all_rewards) / len(all_rewards) if all_rewards else None,
-        "tool_call_rate": (sum(s.with_calls for s in run.steps.values()) / run.scored if run.scored else None),
+        "tool_call_rate": sum(s.with_calls for s in run.steps.values()) / n_read if n_read else None,
         "invalid_tool_rate": invalid_total / checked_calls if checked_calls else None,
         "n_calls": calls_total,
         "n_checked": run.checked,
+        "n_unread": run.unread,
         "steps": stepped,
         "series": series,
         "quantiles": quantiles,
@@ -453,7 +459,7 @@ def _run_summary(run: _Run) -> dict[str, Any]:
         "tool_usage": {
             "names": usage_names,
             # Calls per scored rollout (student) and per reference trace (teacher): the same scale.
-            "student": [run.student_tools[n] / max(1, run.scored) for n in usage_names],
+            "student": [run.student_tools[n] / max(1, n_read) for n in usage_names],
             "teacher": [run.teacher_tools[n] / teacher_refs for n in usage_names],
             "n_references": run.with_reference,
         },

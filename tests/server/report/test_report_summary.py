@@ -156,6 +156,8 @@ def test_items_the_reward_could_not_read_are_errors_not_crashes() -> None:
     summary = summarize_records(rows)
     (run,) = summary["runs"]
     assert run["n_records"] == 3 and run["n_errors"] == 2 and run["n_scored"] == 1
+    # The scored one has no rollout to read: said, and left out of the tool rates.
+    assert run["n_unread"] == 1 and run["tool_call_rate"] is None
     json.dumps(json_safe(summary), allow_nan=False)
 
 

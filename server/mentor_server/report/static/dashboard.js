@@ -100,6 +100,7 @@
     const presets = Object.keys(run.presets).map(function (p) { return p + " (" + run.presets[p] + ")"; }).join(", ");
     const hashes = Object.keys(run.spec_hashes).join(", ");
     const notes = ["preset: " + presets, "spec hash: " + hashes];
+    if (run.n_unread) notes.push(run.n_unread + " scored records whose rollout could not be read again: left out of the tool charts");
     if (run.n_unstepped) notes.push(run.n_unstepped + " records carry no step: counted above, not in the step charts");
     const errorTypes = Object.keys(run.error_types);
     if (errorTypes.length) notes.push("errors: " + errorTypes.map(function (t) { return t + " × " + run.error_types[t]; }).join(", "));
