@@ -3,15 +3,23 @@ service, as a ratio to scoring the same items with the in-process engine.
 
 The step is the shared trainer catalogue (tests/trainers/trainers_catalogue.py) repeated to N items.
 The manager is driven as verl's reward loop drives it: `run_single` once per sample, all at once
-on one event loop (token ids in, a tiny local tokenizer decodes them); it sends one request per
-step. The service runs with one scoring worker, so the ratio measures what the manager and
-the HTTP path add (decoding, JSON both ways, the process hop), not parallel speed-up. The floor
-is `LocalBackend.score` on the decoded texts in this process (the engine alone). Each run times
-both; the median ratio of the runs is reported. A second ratio compares the manager over HTTP
-with the same manager scoring in-process (`local=True`: the same decoding and label reading),
-which isolates what the service path adds.
+on one event loop (token ids in, a tiny local fast tokenizer decodes them); it sends one request
+per step. The service runs with one scoring worker at the same priority as this process
+(`worker_nice=0`: on a loaded machine a nicer worker would measure the scheduler, not the code),
+so the ratio measures what the manager and the HTTP path add (decoding, JSON both ways, the
+process hop), not parallel speed-up. The floor is the engine alone: `LocalBackend.score` in this
+thread (`item_timeout_s=None`, no worker process) on the decoded texts. Each run times, back to
+back, in the same order:
 
-    .venv/bin/python bench/bench_verl_manager.py            # 1024 items, 5 runs
+- the engine alone (the floor);
+- the manager over HTTP (the target: at most 1.5x the floor);
+- the manager scoring in this thread (`local=True` on the same in-thread backend: the same
+  decoding, label reading and answers, no HTTP): what the manager itself adds;
+- `RewardClient.score` of the same items in one request: what the HTTP path adds.
+
+The median of each ratio over the runs is reported.
+
+    .venv/bin/python bench/bench_verl_manager.py            # 1024 items, 7 runs
     .venv/bin/python bench/bench_verl_manager.py --items 256 --runs 3
 """
 
@@ -19,10 +27,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -34,7 +44,7 @@ sys.path.insert(0, str(ROOT / "tests" / "trainers"))
 from service_process import ServiceProcess, free_port, service_env  # noqa: E402
 from trainers_catalogue import CASES, corpus  # noqa: E402
 
-from mentor_client import LocalBackend  # noqa: E402
+from mentor_client import LocalBackend, RewardClient  # noqa: E402
 from mentor_client.adapters.verl_manager import MentorRewardManager  # noqa: E402
 
 PRESET = "flexible"
@@ -80,59 +90,131 @@ async def _manager_step(manager: MentorRewardManager, samples: list[_Data]) -> l
     return list(await asyncio.gather(*(manager.run_single(s) for s in samples)))
 
 
+def _tree_cpu_s(root: int) -> float:
+    """CPU seconds (user + system) used so far by process `root` and its live descendants
+    (the service, its fork server and its scoring worker), read from /proc (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        used[pid] = (int(fields[11]) + int(fields[12])) / tick
+    total = 0.0
+    for pid, seconds in used.items():
+        walk = pid
+        while walk not in (root, 0, 1) and walk in parents:
+            walk = parents[walk]
+        if walk == root:
+            total += seconds
+    return total
+
+
+class _Phases:
+    """Wall and CPU seconds of each measured phase, per run."""
+
+    def __init__(self, service_pid: int) -> None:
+        self.service_pid = service_pid
+        self.wall: dict[str, list[float]] = {}
+        self.cpu: dict[str, list[float]] = {}
+
+    def run(self, name: str, fn: Callable[[], Any], *, uses_service: bool) -> Any:
+        service0 = _tree_cpu_s(self.service_pid) if uses_service else 0.0
+        cpu0 = time.process_time()  # every thread of this process, the tokenizer's included
+        t0 = time.perf_counter()
+        out = fn()
+        wall = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
+        if uses_service:
+            cpu += _tree_cpu_s(self.service_pid) - service0
+        self.wall.setdefault(name, []).append(wall)
+        self.cpu.setdefault(name, []).append(cpu)
+        return out
+
+    def ratios(self, name: str, clock: str) -> list[float]:
+        values = self.wall if clock == "wall" else self.cpu
+        return [t / e for t, e in zip(values[name], values["engine"], strict=True)]
+
+
+def _median_line(label: str, values: list[float]) -> str:
+    runs = ", ".join(f"{v:.2f}" for v in values)
+    return f"  {label}: {statistics.median(values):.2f}x (runs: {runs})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=1024)
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
 
     from mentor_trainer.tiny import build_tokenizer
 
     tokenizer = build_tokenizer(corpus(), vocab_size=400)
     samples, items = _step(tokenizer, args.items)
-    engine = LocalBackend()
+    engine = LocalBackend(item_timeout_s=None)  # the engine in this thread: no process hop, no deadline
+    eos = [tokenizer.eos_token]
     with tempfile.TemporaryDirectory() as tmp:
-        service = ServiceProcess(free_port(), service_env(workers="1"), Path(tmp) / "service.log").start()
+        env = service_env(workers="1", worker_nice="0")
+        service = ServiceProcess(free_port(), env, Path(tmp) / "service.log").start()
         try:
+            assert service.proc is not None
+            phases = _Phases(service.proc.pid)
             config = SimpleNamespace(reward={"reward_kwargs": {"url": service.base_url, "preset": PRESET}})
             loop = asyncio.new_event_loop()
             asyncio.set_event_loop(loop)
             manager = MentorRewardManager(config, tokenizer)
             local_config = SimpleNamespace(reward={"reward_kwargs": {"local": True, "preset": PRESET}})
             local_manager = MentorRewardManager(local_config, tokenizer)
-            loop.run_until_complete(_manager_step(local_manager, samples))
-            # Warm both paths (engine caches, the service's worker, the HTTP connection).
-            expected = engine.score(items, preset=PRESET, eos_tokens=[tokenizer.eos_token])
-            loop.run_until_complete(_manager_step(manager, samples))
-            ratios, engine_s, manager_s, local_s, http_ratios = [], [], [], [], []
+            local_manager._local = engine  # the same in-thread engine as the floor
+            client = RewardClient(service.base_url, chunk_size=args.items)
+
+            def run_engine() -> Any:
+                return engine.score(items, preset=PRESET, eos_tokens=eos)
+
+            def run_manager() -> list[dict[str, Any]]:
+                return loop.run_until_complete(_manager_step(manager, samples))
+
+            def run_local() -> list[dict[str, Any]]:
+                return loop.run_until_complete(_manager_step(local_manager, samples))
+
+            def run_client() -> Any:
+                return client.score(items, preset=PRESET, eos_tokens=eos)
+
+            # Warm every path (engine caches, the service's worker, the HTTP connections).
+            expected = [r.reward for r in run_engine().results]
+            run_local(), run_manager(), run_client()
             for _ in range(args.runs):
-                t0 = time.perf_counter()
-                engine.score(items, preset=PRESET, eos_tokens=[tokenizer.eos_token])
-                t1 = time.perf_counter()
+                phases.run("engine", run_engine, uses_service=False)
                 sent = manager.requests_sent
-                out = loop.run_until_complete(_manager_step(manager, samples))
-                t2 = time.perf_counter()
+                out = phases.run("manager", run_manager, uses_service=True)
                 assert manager.requests_sent - sent == 1, "the step must go out as one request"
-                assert [o["reward_score"] for o in out] == [r.reward for r in expected.results]
-                loop.run_until_complete(_manager_step(local_manager, samples))
-                t3 = time.perf_counter()
-                engine_s.append(t1 - t0)
-                manager_s.append(t2 - t1)
-                local_s.append(t3 - t2)
-                ratios.append((t2 - t1) / (t1 - t0))
-                http_ratios.append((t2 - t1) / (t3 - t2))
+                assert [o["reward_score"] for o in out] == expected
+                local = phases.run("local", run_local, uses_service=False)
+                assert [o["reward_score"] for o in local] == expected
+                phases.run("client", run_client, uses_service=True)
+            client.close()
             loop.close()
         finally:
             service.stop()
-    print(f"{args.items} items, preset {PRESET}, {args.runs} runs (median)")
-    print(f"  in-process engine (LocalBackend.score): {statistics.median(engine_s) * 1000:.0f} ms")
-    print(f"  MentorRewardManager over HTTP, 1 request: {statistics.median(manager_s) * 1000:.0f} ms")
-    print(f"  MentorRewardManager in-process (local=True): {statistics.median(local_s) * 1000:.0f} ms")
-    print(f"  ratio manager / engine: {statistics.median(ratios):.2f}x (runs: {', '.join(f'{r:.2f}' for r in ratios)})")
-    print(
-        f"  ratio manager over HTTP / manager in-process: {statistics.median(http_ratios):.2f}x "
-        f"(runs: {', '.join(f'{r:.2f}' for r in http_ratios)})"
-    )
+
+    ms = {name: statistics.median(values) * 1000 for name, values in phases.wall.items()}
+    cpu_ms = {name: statistics.median(values) * 1000 for name, values in phases.cpu.items()}
+    print(f"{args.items} items, preset {PRESET}, {args.runs} runs (median wall ms / CPU ms)")
+    print(f"  engine alone (LocalBackend in this thread): {ms['engine']:.0f} / {cpu_ms['engine']:.0f}")
+    print(f"  MentorRewardManager over HTTP, 1 request: {ms['manager']:.0f} / {cpu_ms['manager']:.0f}")
+    print(f"  MentorRewardManager in this thread (local): {ms['local']:.0f} / {cpu_ms['local']:.0f}")
+    print(f"  RewardClient.score, 1 request: {ms['client']:.0f} / {cpu_ms['client']:.0f}")
+    for clock in ("wall", "cpu"):
+        print(f"ratios to the engine alone, {clock} time (median of the runs' ratios):")
+        print(_median_line("manager over HTTP", phases.ratios("manager", clock)))
+        print(_median_line("manager in this thread", phases.ratios("local", clock)))
+        print(_median_line("RewardClient.score", phases.ratios("client", clock)))
 
 
 if __name__ == "__main__":

@@ -97,3 +97,4 @@ class Pending:
     data_source: Any
     step: int | None
     future: asyncio.Future[dict[str, Any]]
+    finished: bool = False  # the finish state sent with it (the label's, else from its last token)

@@ -17,7 +17,7 @@ What it reads from each sample, unlike a `compute_score` function:
 
 What it returns per sample: `reward_score` and `reward_extra_info` with the same keys every
 time: `score`, one key per component of the configured spec (`None` where the component does
-not apply: verl's metric code drops `None`), `finished` (1.0 / 0.0), `tool_call` (1.0 when the
+not apply: verl's metric code drops `None`), `finished` (1.0 / 0.0: the finish state the reward was given), `tool_call` (1.0 when the
 response made a tool call: its mean is the step's tool-call rate) and `invalid_tool_rate` (the
 response's invalid calls over its calls; `None` without calls). verl 0.9 reduces these keys
 into metrics for validation (`val-aux/<source>/<key>/mean@N`) and dumps them with the rollouts;
@@ -48,16 +48,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from mentor_client._client import AsyncRewardClient
 from mentor_client.adapters._common import PerLoop, RowScoringError, build_item, label_fields
+from mentor_client.adapters._verl_decode import batch_decoder
 from mentor_client.adapters._verl_settings import ManagerSettings, Pending
 from mentor_client.adapters.verl import sample_name
 from mentor_client.exceptions import ResponseValidationError
 from mentor_client.local import LocalBackend
-from mentor_client.protocol import ErrorInfo, ItemResult, ScoreItem, ScoreResponse
+from mentor_client.protocol import ErrorInfo, ItemResult, ScoreResponse
 
 if TYPE_CHECKING:
     _ManagerBase = object
@@ -101,6 +102,7 @@ class MentorRewardManager(_ManagerBase):
         self.eos_ids = frozenset(ids)
         eos_text = getattr(tokenizer, "eos_token", None)
         self.eos_tokens = [eos_text] if isinstance(eos_text, str) and eos_text else None
+        self._decode = batch_decoder(tokenizer, skip_special_tokens=self.settings.skip_special_tokens)
         self._clients: PerLoop[AsyncRewardClient] = PerLoop(self._new_client)
         self._local: LocalBackend | None = None
         self._components: list[str] | None = None
@@ -117,7 +119,9 @@ class MentorRewardManager(_ManagerBase):
         valid = int(item.batch["attention_mask"][-length:].sum())
         non_tensor = item.non_tensor_batch
         reward_model = non_tensor.get("reward_model") or {}
-        extra_info = dict(non_tensor.get("extra_info") or {})
+        extra_info = non_tensor.get("extra_info") or {}
+        if not isinstance(extra_info, dict):
+            extra_info = dict(extra_info)
         step = (getattr(data, "meta_info", None) or {}).get("global_steps")
         loop = asyncio.get_running_loop()
         pending = Pending(
@@ -147,10 +151,12 @@ class MentorRewardManager(_ManagerBase):
     # ------------------------------------------------------------------ one batch
     async def _score_batch(self, batch: list[Pending]) -> None:
         texts = await asyncio.get_running_loop().run_in_executor(None, self._decode, [p.response_ids for p in batch])
-        groups: dict[tuple[str | None, str | None, tuple[str, ...] | None], list[tuple[int, ScoreItem]]] = {}
+        groups: dict[tuple[str | None, str | None, tuple[str, ...] | None], list[tuple[int, dict[str, Any]]]] = {}
         # GRPO repeats each prompt's label for every rollout (verl repeats the same objects): read
-        # each distinct label once per batch, and copy its validated item for each rollout.
-        read: dict[Any, tuple[dict[str, Any], ScoreItem]] = {}
+        # and validate each distinct label once per batch, keep it as the wire JSON it becomes,
+        # and give each rollout a copy with its own completion and finish state. The items go
+        # out as plain dicts: the service validates them once, as it does every item.
+        read: dict[Any, tuple[dict[str, Any], dict[str, Any]]] = {}
         for i, (pending, text) in enumerate(zip(batch, texts, strict=True)):
             extra = pending.extra_info
             gt = pending.ground_truth
@@ -174,17 +180,17 @@ class MentorRewardManager(_ManagerBase):
                     ),
                     where=where,
                 )
-                known = read[memo_key] = (fields, template)
-            fields, template = known
+                known = read[memo_key] = (fields, template.model_dump(mode="json", exclude_none=True))
+            fields, payload = known
             finished = extra.get("finished")
             if not isinstance(finished, bool):
                 finished = fields.get("finished")
             if not isinstance(finished, bool):
                 finished = bool(pending.response_ids) and pending.response_ids[-1] in self.eos_ids
-            item = template.model_copy(update={"completion": text, "finished": finished})
+            pending.finished = finished
             eos = fields.get("eos_tokens")
             key = (fields.get("preset"), fields.get("toolset"), tuple(eos) if eos else None)
-            groups.setdefault(key, []).append((i, item))
+            groups.setdefault(key, []).append((i, {**payload, "completion": text, "finished": finished}))
         components = await self._spec_components()
         step = next((p.step for p in batch if p.step is not None), None)
         results: list[ItemResult | None] = [None] * len(batch)
@@ -209,14 +215,10 @@ class MentorRewardManager(_ManagerBase):
                 except RowScoringError as exc:
                     pending.future.set_exception(exc)
 
-    def _decode(self, ids: Sequence[list[int]]) -> list[str]:
-        decoded: list[str] = self.tokenizer.batch_decode(ids, skip_special_tokens=self.settings.skip_special_tokens)
-        return decoded
-
     def _answer(self, pending: Pending, result: ItemResult, components: list[str]) -> dict[str, Any]:
-        where = sample_name(pending.data_source, pending.extra_info)
-        finished = 1.0 if pending.response_ids and pending.response_ids[-1] in self.eos_ids else 0.0
+        finished = 1.0 if pending.finished else 0.0  # the finish state the reward was given
         if result.error is not None or result.reward is None:
+            where = sample_name(pending.data_source, pending.extra_info)
             error = result.error or ErrorInfo(type="no_reward", message="the service returned no reward and no error")
             if self.settings.on_error is None or result.error is None:
                 logger.error("%s could not be scored: %s", where, error.message)
@@ -250,7 +252,7 @@ class MentorRewardManager(_ManagerBase):
 
     async def _score(
         self,
-        items: list[ScoreItem],
+        items: list[dict[str, Any]],
         preset: str | None,
         toolset: str | None,
         eos: tuple[str, ...] | None,
