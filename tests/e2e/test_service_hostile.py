@@ -38,13 +38,17 @@ def _item(completion: str = GOOD) -> dict[str, Any]:
 def test_made_up_methods_and_paths_do_not_grow_the_metrics(start_service: Any) -> None:
     service: ServiceProcess = start_service(api_keys="k")
     rng = random.Random(11)
+    statuses = set()
     with httpx.Client(base_url=service.base_url, timeout=60) as http:
         for _ in range(2000):
             method = "".join(rng.choices(string.ascii_uppercase, k=10))
-            http.request(method, "/" + "".join(rng.choices(string.ascii_lowercase, k=30)))
+            statuses.add(http.request(method, "/" + "".join(rng.choices(string.ascii_lowercase, k=30))).status_code)
         text = http.get("/metrics", headers={"Authorization": "Bearer k"}).text
     assert len(text.encode()) < 50_000, len(text.encode())
-    assert 'method="other"' in text
+    # uvicorn's httptools parser refuses unknown methods itself (400, never reaching the app);
+    # with h11 they reach the app, are refused there (401, no key) and counted under one label.
+    assert statuses in ({400}, {401}), statuses
+    assert statuses == {400} or 'method="other"' in text
 
 
 def test_a_surrogate_in_one_clients_items_costs_no_other_clients_record(start_service: Any, tmp_path: Path) -> None:
