@@ -107,6 +107,28 @@ class RayHead:
                 self.root.mkdir()
         raise AssertionError("unreachable")
 
+    def _announce_agent_port(self, port: int) -> None:
+        """Write the dashboard agent's port file for the raylet, with the port `ray start` was given.
+
+        Ray 2.x's raylet does not get that port on its command line: it waits a fixed ~15 s for
+        the agent to write it, and aborts the node when the agent (a heavy Python import) is
+        slower, which it is on a saturated 2-core machine. The agent writes the same port
+        again once it listens; nothing here serves the dashboard.
+        """
+        assert self.proc is not None
+        for pid, cmd in session_processes(self.proc.pid).items():
+            if "/raylet " not in cmd + " " or "--node_id=" not in cmd:
+                continue
+            args = dict(part.split("=", 1) for part in cmd.split() if part.startswith("--") and "=" in part)
+            session, node_id = args.get("--session_dir"), args.get("--node_id")
+            if not session or not node_id:
+                continue
+            target = Path(session) / f"dashboard_agent_listen_port_{node_id}"
+            if not target.exists():
+                partial = target.with_name(target.name + f".{pid}.tmp")
+                partial.write_text(str(port))
+                partial.replace(target)
+
     def _raylet_gave_up(self) -> bool:
         raylet_err = self.root / "session_latest" / "logs" / "raylet.err"
         with contextlib.suppress(OSError):
@@ -149,6 +171,7 @@ class RayHead:
         log.close()
         deadline = time.monotonic() + timeout_s
         while "Ray runtime started" not in self.log() and "will now block" not in self.log():
+            self._announce_agent_port(ports["--dashboard-agent-listen-port"])
             if self._raylet_gave_up():
                 raise _RayletGaveUp(f"the raylet gave up waiting for the node's agents:\n{self.log()}")
             if self.proc.poll() is not None:
