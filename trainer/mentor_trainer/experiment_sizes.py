@@ -96,9 +96,10 @@ SIZES: dict[str, ExperimentSize] = {
     # ~0.7M parameters on 20,000 teacher traces, sized from measurements on the 2-core CPU (bench/RESULTS.md,
     # issue 11): a tokenizer whose phrase merges turn the calculator's tool block into ~107 tokens and whose
     # digits are single tokens; 1,000 plain-torch SFT steps of 32 (at 438 steps the model wrote every tool
-    # name right but could not yet copy digits: 2.5% accuracy; at ~1,000 it reached 90%), capped at 30 min;
-    # then GRPO steps fixed by the budget so all runs (2 seeds x 4 rewards on the command line) and their
-    # evaluations fit.
+    # name right but could not yet copy digits: 2.5% accuracy; the 1,000-step run reached 92.5% in domain),
+    # capped at 30 min (a loaded machine needs `--sft-steps 1000` to lift the cap); then up to 40 GRPO steps,
+    # fixed by the budget so all runs (2 seeds x 4 rewards on the command line) and their evaluations fit,
+    # each checkpoint evaluated on 40 rows per split (whole splits would triple the evaluation time).
     "cpu": ExperimentSize(
         name="cpu",
         train_rows=20000,
@@ -116,7 +117,7 @@ SIZES: dict[str, ExperimentSize] = {
         sft_seconds=1800.0,
         sft_batch=32,
         sft_lr=1e-3,
-        grpo_steps=60,
+        grpo_steps=40,
         num_generations=8,
         grpo_batch=8,
         grpo_grad_accum=2,
@@ -124,7 +125,7 @@ SIZES: dict[str, ExperimentSize] = {
         max_tool_calls=3,
         grpo_lr=2e-4,
         temperature=1.0,
-        eval_rows=None,
+        eval_rows=40,
         eval_max_turns=4,
         eval_max_new_tokens=64,
         eval_batch=128,

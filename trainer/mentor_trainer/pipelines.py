@@ -86,7 +86,9 @@ def _configure_experiment(p: argparse.ArgumentParser) -> None:
         help="SFT optimizer steps, with no time cap unless --sft-seconds is also given (a loaded machine "
         "would otherwise cut SFT short)",
     )
-    p.add_argument("--eval-rows", type=int, default=None, help="rows per evaluated split (default: all)")
+    p.add_argument(
+        "--eval-rows", type=int, default=None, help="rows per evaluated split (default: 40 for cpu, all otherwise)"
+    )
     p.add_argument("--service-workers", type=int, default=None, help="scoring processes (default: one per core)")
     p.add_argument(
         "--torch-threads",
