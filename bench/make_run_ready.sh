@@ -4,7 +4,8 @@
 # Each installer (uv, the default, and pip, the fallback) gets a clean clone of the committed tree,
 # a new venv and empty package caches; this machine's pip configuration (local wheel folders, extra
 # indexes) is switched off, so every package comes from PyPI as on a fresh machine. Prints one line
-# per installer: seconds to ready, and the ratio pip / uv when both ran.
+# per installer: seconds to ready, split into the install (with its CPU seconds, which a busy machine
+# does not inflate) and the service's start, and the ratio pip / uv when both ran.
 #
 #   bash bench/make_run_ready.sh            # uv, then pip
 #   bash bench/make_run_ready.sh uv         # one installer
@@ -26,12 +27,19 @@ for installer in "${installers[@]}"; do
     clone="$work/clone-$installer"
     git clone -q "$repo" "$clone"
     port=$(free_port)
+    venv="$work/venv-$installer"
+    fresh=(env PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= PIP_NO_INPUT=1
+        PIP_CACHE_DIR="$work/pip-cache-$installer" UV_CACHE_DIR="$work/uv-cache-$installer")
     started=$(date +%s.%N)
-    # A new session, so that the whole `make` → service tree is stopped below.
-    env PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= PIP_NO_INPUT=1 \
-        PIP_CACHE_DIR="$work/pip-cache-$installer" UV_CACHE_DIR="$work/uv-cache-$installer" \
-        setsid make -C "$clone" run VENV="$work/venv-$installer" PORT="$port" INSTALLER="$installer" \
-        >"$work/$installer.log" 2>&1 &
+    # The install alone first, timed by bash: its CPU seconds (all processes, reaped) do not depend on
+    # how busy the machine is, where the wall time does.
+    TIMEFORMAT="%U %S"
+    cpu=$( { time "${fresh[@]}" make -s -C "$clone" "$venv/.server-installed" VENV="$venv" INSTALLER="$installer" \
+        >"$work/$installer.log" 2>&1; } 2>&1 )
+    installed=$(date +%s.%N)
+    # Then `make run` itself (the stamp is there: it only serves), in a new session so the whole
+    # make → service tree is stopped below.
+    setsid make -C "$clone" run VENV="$venv" PORT="$port" >>"$work/$installer.log" 2>&1 &
     pid=$!
     until curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; do
         if ! kill -0 "$pid" 2>/dev/null; then
@@ -41,14 +49,22 @@ for installer in "${installers[@]}"; do
         fi
         sleep 0.2
     done
-    seconds[$installer]=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" \
-        "$started" "$(date +%s.%N)")
+    ready=$(date +%s.%N)
+    # CPU seconds the service's processes (make, uvicorn, its workers) used to get there.
+    start_cpu=$(ps -o cputimes= --sid "$pid" | awk '{s += $1} END {print s + 0}')
     kill -- -"$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     pid=
-    grep -m1 "installed the server extra with\|installing the server extra with" "$work/$installer.log" || true
-    echo "make run, installer=$installer: ready in ${seconds[$installer]} s (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
+    seconds[$installer]=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$started" "$ready")
+    python3 - "$installer" "$started" "$installed" "$ready" $cpu "$start_cpu" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
+import sys
+name, t0, t1, t2, user, system, start_cpu, load = sys.argv[1], *map(float, sys.argv[2:8]), sys.argv[8]
+print(f"make run, installer={name}: ready in {t2 - t0:.1f} s (install {t1 - t0:.1f} s, using {user + system:.1f} "
+      f"CPU-s; start to /healthz {t2 - t1:.1f} s, using {start_cpu:.0f} CPU-s); load average {load}")
+PY
+    grep -m1 "the server extra with" "$work/$installer.log" || true
 done
 if [ -n "${seconds[uv]:-}" ] && [ -n "${seconds[pip]:-}" ]; then
-    python3 -c "import sys; print(f'pip / uv: {float(sys.argv[1]) / float(sys.argv[2]):.1f}x')" "${seconds[pip]}" "${seconds[uv]}"
+    python3 -c "import sys; print(f'wall time pip / uv: {float(sys.argv[1]) / float(sys.argv[2]):.1f}x')" \
+        "${seconds[pip]}" "${seconds[uv]}"
 fi
