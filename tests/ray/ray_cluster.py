@@ -73,6 +73,10 @@ def _environment() -> dict[str, str]:
     # A busy machine can take more than the default 30 s to start the node's Python agents.
     env["RAY_agent_register_timeout_ms"] = "300000"
     env["RAY_raylet_start_wait_time_s"] = "300"
+    # Serve's controller kills a proxy that does not answer its ready check within 5 s, which a
+    # saturated machine can miss while the proxy imports; these are Serve's own knobs for that.
+    env["RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S"] = "120"
+    env["RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S"] = "60"
     paths = [str(ROOT / d) for d in ("server", "client", "trainer")]
     env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
@@ -221,7 +225,8 @@ class ServeOnRay:
         return self
 
     def wait_for(self, replicas: int, timeout_s: float) -> None:
-        """Until the proxy answers /readyz and exactly `replicas` replica processes run."""
+        """Until the application is RUNNING (the command says so once `serve.run` returns), the
+        proxy answers /readyz, and exactly `replicas` replica processes run."""
         deadline = time.monotonic() + timeout_s
         while True:
             assert self.proc is not None
@@ -229,7 +234,8 @@ class ServeOnRay:
                 raise RuntimeError(f"serve --ray exited with {self.proc.returncode}:\n{self.log()}")
             with contextlib.suppress(httpx.HTTPError):
                 ready = httpx.get(self.base_url + "/readyz", timeout=5).status_code == 200
-                if ready and len(self.head.replicas()) == replicas:
+                running = "reward service on Ray Serve" in self.log_path.read_text(errors="replace")
+                if running and ready and len(self.head.replicas()) == replicas:
                     return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{replicas} replicas were not ready within {timeout_s} s:\n{self.log()}")
