@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from mentor_client.adapters.trl_tools import trl_tools
 from mentor_server.toolsets import get_toolset
 from mentor_trainer.benchmark import (
     FAMILIES,
@@ -24,7 +25,6 @@ from mentor_trainer.benchmark import (
     write_benchmark,
 )
 from mentor_trainer.chat import prompt_without_tool_block, split_tool_block
-from mentor_trainer.tools import ToolRunner, build_tools
 
 SMALL = BenchmarkSizes(train=40, test=10, ood=6)
 SPLITS = ("train", "test", "ood_long", "ood_combo", "ood_units", "ood_dates")
@@ -211,7 +211,7 @@ def test_grpo_renders_the_same_prompt_as_the_data(
 ) -> None:
     """GRPOTrainer(tools=...) writes the tool block from the callables: it must be the data's text."""
     row = bench_rows[split][0]
-    tools = build_tools(ToolRunner(local=True), row["toolset"])
+    tools = trl_tools(row["toolset"], local=True)
     via_trl = tokenizer.apply_chat_template(
         prompt_without_tool_block(row["prompt"]), tools=tools, add_generation_prompt=True, tokenize=False
     )

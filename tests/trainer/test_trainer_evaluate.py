@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from mentor_client.adapters.trl_tools import ToolExecutor
 from mentor_trainer.evaluate import (
     METRICS,
     EvalOptions,
@@ -24,7 +25,6 @@ from mentor_trainer.evaluate import (
     score_rollouts,
     summarise,
 )
-from mentor_trainer.tools import ToolRunner
 
 Script = Callable[[dict[str, Any], int], str]
 
@@ -82,7 +82,7 @@ class _Renderer:
 
 
 def _run(rows: list[dict[str, Any]], script: Script, max_turns: int = 6) -> tuple[dict[str, Any], list[Any]]:
-    runner = ToolRunner(local=True)
+    runner = ToolExecutor(local=True)
     rollouts = rollout(
         None,
         _Renderer(),
@@ -147,7 +147,7 @@ def test_run_eval_with_the_model_writes_the_report(tmp_path: Path, bench: Path, 
     result = run_eval(
         bench,
         warm,
-        ToolRunner(local=True),
+        ToolExecutor(local=True),
         EvalOptions(splits=("test", "ood_units"), limit=6, max_new_tokens=48, max_turns=3),
         out=tmp_path,
         progress=False,

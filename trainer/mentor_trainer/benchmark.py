@@ -89,9 +89,8 @@ def _row(split: str, index: int, fam: Family, question: str, teacher: Teacher, s
 
 
 def _system_prompts(toolset_names: Iterable[str]) -> dict[str, str]:
+    from mentor_client.adapters.trl_tools import prompt_schemas
     from mentor_server.toolsets import get_toolset
-
-    from .tools import prompt_schemas
 
     return {
         name: tool_system_prompt(prompt_schemas(get_toolset(name).schemas()), SYSTEM_INSTRUCTION)

@@ -394,10 +394,11 @@ def _splits(values: list[str] | None, data: str) -> tuple[str, ...]:
 )
 def _run_eval(args: argparse.Namespace) -> int:
     configure_offline()
-    from .evaluate import EvalOptions, run_eval
-    from .tools import ToolRunner
+    from mentor_client.adapters.trl_tools import ToolExecutor
 
-    runner = ToolRunner(
+    from .evaluate import EvalOptions, run_eval
+
+    runner = ToolExecutor(
         None if args.local else args.reward_url or os.environ.get("MENTOR_REWARD_URL"),
         local=args.local,
         api_key=args.api_key,

@@ -169,8 +169,9 @@ def run_demo(
         report["grpo"] = {**summary, "reward_series": series}
 
         with stages.stage("eval", "evaluating on the in-domain test split and every out-of-domain split"):
+            from mentor_client.adapters.trl_tools import ToolExecutor
+
             from .evaluate import EvalOptions, run_eval
-            from .tools import ToolRunner
 
             present = {p.stem for p in data.glob("*.jsonl")} - {"train"}
             first = [n for n in ("test", "ood_long", "ood_combo") if n in present]
@@ -182,7 +183,7 @@ def run_demo(
                 max_new_tokens=options.eval_max_new_tokens,
                 seed=options.seed,
             )
-            runner = ToolRunner(service.base_url)
+            runner = ToolExecutor(service.base_url)
             try:
                 result = run_eval(data, grpo, runner, eval_options, out=workdir / "eval", progress=False)
             finally:

@@ -23,9 +23,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mentor_client.adapters.trl_tools import ToolExecutor
+
 from .chat import assistant_message, parse_assistant_turn
 from .runtime import configure_offline
-from .tools import ToolRunner
 
 METRICS = (
     ("accuracy", "answer accuracy (outcome component)"),
@@ -98,7 +99,7 @@ def rollout(
     tokenizer: Any,
     prompts: list[list[dict[str, Any]]],
     toolsets: list[str],
-    runner: ToolRunner,
+    runner: ToolExecutor,
     *,
     max_turns: int = 6,
     max_new_tokens: int = 96,
@@ -168,7 +169,7 @@ def _mean(values: list[float]) -> float | None:
 
 
 def score_rollouts(
-    rows: list[dict[str, Any]], rollouts: list[Rollout], runner: ToolRunner, preset: str
+    rows: list[dict[str, Any]], rollouts: list[Rollout], runner: ToolExecutor, preset: str
 ) -> list[dict[str, Any]]:
     """Score with the engine (service or local), one request per toolset; returns per-item results."""
     by_toolset: dict[str, list[int]] = defaultdict(list)
@@ -252,7 +253,7 @@ def evaluate_splits(
     model: Any,
     tokenizer: Any,
     per_split: dict[str, list[dict[str, Any]]],
-    runner: ToolRunner,
+    runner: ToolExecutor,
     options: EvalOptions,
     progress: bool = False,
 ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
@@ -291,7 +292,7 @@ def evaluate_splits(
 def run_eval(
     data_dir: str | Path,
     model_path: str | Path,
-    runner: ToolRunner,
+    runner: ToolExecutor,
     options: EvalOptions | None = None,
     out: str | Path | None = None,
     progress: bool = True,

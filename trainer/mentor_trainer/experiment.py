@@ -33,6 +33,8 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from mentor_client.adapters.trl_tools import ToolExecutor
+
 from .experiment_report import TOOL_METRICS, build_tables, render_report
 from .experiment_sizes import EVAL_PRESET, METHODS, SIZES, ExperimentOptions, ExperimentSize
 from .experiment_stages import (
@@ -49,7 +51,6 @@ from .experiment_stages import (
 from .experiment_timing import CALIBRATION_STEPS, BudgetPlan, busy_seconds, plan_runs, plan_steps
 from .runtime import configure_offline
 from .service import RewardServiceProcess
-from .tools import ToolRunner
 
 __all__ = [
     "CALIBRATION_STEPS",
@@ -162,7 +163,7 @@ def run_experiment(options: ExperimentOptions) -> dict[str, Any]:
             (options.out / "experiment.txt").write_text(render_report(report) + "\n", encoding="utf-8")
         (options.out / "experiment.json").write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
 
-    runner: ToolRunner | None = None
+    runner: ToolExecutor | None = None
     try:
         if reused:
             data, manifest, splits, built, report["sft"] = reuse_checkpoint_a(options)
@@ -192,7 +193,7 @@ def run_experiment(options: ExperimentOptions) -> dict[str, Any]:
             f"loss {sft['first_loss']:.3f} -> {sft['last_loss']:.3f}"
         )
         report["service"]["ready_after_s"] = service.wait_ready()
-        runner = ToolRunner(service.base_url, timeout_s=120.0)
+        runner = ToolExecutor(service.base_url, timeout=120.0)
         with phase("eval_sft", "evaluating checkpoint A on every split"):
             evaluation = evaluate_checkpoint(
                 options.workdir / "sft",

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mentor_client.adapters.trl_tools import ToolExecutor
+
 from .experiment_report import _mean
 from .experiment_sizes import EVAL_PRESET, ExperimentOptions, ExperimentSize
 from .experiment_timing import Planner, TimedReward, TimedToolRunner, _step_clock, busy_seconds
 from .runtime import configure_offline
-from .tools import ToolRunner
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -147,7 +148,7 @@ def evaluate_checkpoint(
     model_dir: Path,
     data: Path,
     splits: Sequence[str],
-    runner: ToolRunner,
+    runner: ToolExecutor,
     size: ExperimentSize,
     device: str,
     rollouts_path: Path | None = None,

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .tools import ToolRunner
+from mentor_client.adapters.trl_tools import ToolExecutor
 
 CALIBRATION_STEPS = 3  # GRPO steps timed before the budget fixes the step count (the first is warm-up)
 
@@ -46,8 +46,8 @@ class TimedReward:
             self.sizes.append(len(completions))
 
 
-class TimedToolRunner(ToolRunner):
-    """A `ToolRunner` that records (start, end) of every tool call sent to the service during rollouts."""
+class TimedToolRunner(ToolExecutor):
+    """A `ToolExecutor` that records (start, end) of every tool call sent to the service during rollouts."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -31,7 +31,7 @@ from .runtime import checkpointing_kwargs, configure_offline
 from .tracking import StepSpan, Tracking, resume_checkpoint, run_label, save_trained, shared_run_id, step_span_callback
 
 if TYPE_CHECKING:
-    from .tools import ToolRunner
+    from mentor_client.adapters.trl_tools import ToolExecutor
 
 REWARD_COLUMNS = ("prompt", "ground_truth", "reference", "teacher_tools")
 
@@ -196,7 +196,7 @@ def build_trainer(
     source: RewardSource,
     options: GRPOOptions | None = None,
     *,
-    runner: ToolRunner | None = None,
+    runner: ToolExecutor | None = None,
     wrap_reward: Callable[[Any], Any] | None = None,
     callbacks: Sequence[Any] = (),
     say: Callable[[str], None] | None = None,
@@ -214,12 +214,12 @@ def build_trainer(
     from trl.trainer.grpo_trainer import GRPOTrainer
 
     from mentor_client.adapters.trl import trl_reward_func
+    from mentor_client.adapters.trl_tools import ToolExecutor, trl_tools
 
     from .runtime import load_model, load_tokenizer, seed_everything
-    from .tools import ToolRunner, build_tools
 
     options = options or GRPOOptions()
-    runner = runner or ToolRunner(source.base_url, local=source.local, api_key=source.api_key)
+    runner = runner or ToolExecutor(source.base_url, local=source.local, api_key=source.api_key)
     resolved = runner.backend.validate_spec(
         preset=None if source.spec is not None else source.preset,
         spec=source.spec,
@@ -258,7 +258,7 @@ def build_trainer(
         args=config,
         train_dataset=grpo_dataset(data_dir, options.split, options.limit, options.families),
         processing_class=tokenizer,
-        tools=build_tools(runner, source.toolset),
+        tools=trl_tools(source.toolset, executor=runner),
         callbacks=[*callbacks, signal_callback(monitor, say), step_span_callback(span)],
         peft_config=tracking.lora.peft_config() if tracking.lora is not None else None,
     )

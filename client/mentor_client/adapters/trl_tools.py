@@ -10,7 +10,12 @@ against the same schemas, so:
   (async, one HTTP client per event loop) or, with `local=True`, to the in-process toolset;
   the model sees the toolset's `content` text, errors included;
 - `tool_schemas(tools)` turns the user's own callables (or schemas) into the OpenAI-format
-  schemas that `trl_reward_func(tools=...)` sends to the service.
+  schemas that `trl_reward_func(tools=...)` sends to the service;
+- `prompt_schemas(schemas)` gives the schemas as the chat template will show them once they
+  have passed through `tools=`, for prompts rendered outside the trainer (data, evaluation).
+
+This is the one implementation: `mentor_trainer` builds its rollout tools with `trl_tools` and a
+`ToolExecutor` of its own choosing (timed, local or remote).
 
 Example:
     >>> def get_weather(city: str) -> str:
@@ -35,7 +40,7 @@ from .._client import AsyncRewardClient, RewardClient
 from ..local import LocalBackend
 from ._common import PerLoop
 
-__all__ = ["ToolExecutor", "tool_schemas", "trl_tools"]
+__all__ = ["ToolExecutor", "prompt_schemas", "tool_schemas", "trl_tools"]
 
 _PY_TYPES: dict[str, type] = {"number": float, "integer": int, "string": str, "boolean": bool, "object": dict}
 
@@ -108,7 +113,8 @@ class ToolExecutor:
     """Runs tool calls for rollouts through the service (or in-process with `local=True`).
 
     Picklable: live clients are left out and rebuilt lazily, one async client per event loop
-    (TRL runs async tools on its own long-lived loop).
+    (TRL runs async tools on its own long-lived loop). `backend` is the blocking client (or the
+    `LocalBackend`) for the rest of the API: scoring, spec validation, discovery.
     """
 
     def __init__(
@@ -158,6 +164,8 @@ class ToolExecutor:
         return self.backend.execute_tool(name, arguments, toolset=toolset).content
 
     async def arun(self, toolset: str, name: str, arguments: dict[str, Any]) -> str:
+        if self.local:  # the in-process toolset has no async API; its tools are quick and bounded
+            return self.run(toolset, name, arguments)
         response = await self._clients.get().execute_tool(name, arguments, toolset=toolset)
         return response.content
 
@@ -174,15 +182,21 @@ def trl_tools(
     local: bool = False,
     api_key: str | None = None,
     timeout: float | None = None,
+    executor: ToolExecutor | None = None,
 ) -> list[Callable[..., Any]]:
     """The `GRPOTrainer(tools=...)` list for a registered toolset.
 
     Over HTTP the tools are `async def` (TRL gathers a step's async tool calls concurrently);
     with `local=True` they run the toolset in this process. Pass the same `toolset` to
     `trl_reward_func` so the reward checks calls against the tools the model was shown.
+    `executor` runs the calls instead of one built from the other arguments (which must then
+    be left out): a subclass can time or log them.
     """
-    executor = ToolExecutor(base_url, local=local, api_key=api_key, timeout=timeout)
-    make = _sync_tool if local else _async_tool
+    if executor is None:
+        executor = ToolExecutor(base_url, local=local, api_key=api_key, timeout=timeout)
+    elif base_url is not None or local or api_key is not None or timeout is not None:
+        raise ValueError("trl_tools: pass either an executor or base_url/local/api_key/timeout, not both")
+    make = _sync_tool if executor.local else _async_tool
     return [_shaped(make(executor, toolset, str(s.get("function", s)["name"])), s) for s in executor.schemas(toolset)]
 
 
@@ -200,3 +214,25 @@ def _async_tool(executor: ToolExecutor, toolset: str, name: str) -> Callable[...
         return await executor.arun(toolset, name, arguments)
 
     return forward
+
+
+class _SchemaOnly(ToolExecutor):
+    """For rendering only: a tool built on it cannot run."""
+
+    def __init__(self) -> None:
+        super().__init__(local=True)
+
+    def run(self, toolset: str, name: str, arguments: dict[str, Any]) -> str:
+        raise RuntimeError("schema-only tool: it cannot run")
+
+
+def prompt_schemas(schemas: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """`schemas` as the chat template shows them once they pass through `GRPOTrainer(tools=...)`.
+
+    TRL renders each tool callable back into a schema (transformers' `get_json_schema`), which
+    normalises descriptions and types; data whose system prompts embed these is the same text
+    as a prompt rendered by the trainer.
+    """
+    executor = _SchemaOnly()
+    callables = [_shaped(_sync_tool(executor, "", str(s.get("function", s)["name"])), s) for s in schemas]
+    return tool_schemas(callables)
