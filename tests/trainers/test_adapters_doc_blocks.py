@@ -74,7 +74,7 @@ def test_the_docs_python_blocks_run_and_do_what_they_say(service: ServiceProcess
     ]
     expected = client.score(items, preset="flexible", toolset="calculator", eos_tokens=[tokenizer.eos_token])
     assert reward == [r.reward for r in expected.results]
-    assert reward[0] is not None and reward[0] > reward[1]  # the truncated rollout was gated
+    assert reward[0] is not None and reward[1] is not None and reward[0] > reward[1]  # the truncated one was gated
     assert [sum(p[i] or 0.0 for p in parts) for i in range(2)] == pytest.approx(reward)  # TRL's nansum
 
     # `mine`: the user's own tool is the toolset, so a call to it is known and schema-valid.
