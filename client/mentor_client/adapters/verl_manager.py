@@ -17,8 +17,9 @@ What it reads from each sample, unlike a `compute_score` function:
 
 What it returns per sample: `reward_score` and `reward_extra_info` with the same keys every
 time: `score`, one key per component of the configured spec (`None` where the component does
-not apply: verl's metric code drops `None`), `finished` (1.0 / 0.0: the finish state the reward was given), `tool_call` (1.0 when the
-response made a tool call: its mean is the step's tool-call rate) and `invalid_tool_rate` (the
+not apply: verl's metric code drops `None`), `finished` (1.0 / 0.0: the finish state the reward
+was given), `tool_call` (1.0 when the response made a tool call: its mean is the step's tool-call
+rate) and `invalid_tool_rate` (the
 response's invalid calls over its calls; `None` without calls). verl 0.9 reduces these keys
 into metrics for validation (`val-aux/<source>/<key>/mean@N`) and dumps them with the rollouts;
 each batch's service-side rates are also logged here at INFO.
