@@ -232,7 +232,7 @@ def explain_family(result: dict[str, Any], options: dict[str, Any]) -> str:
         line + f": the demo's ~175k-parameter model sees {options['warm_rows']} '{family}' traces for "
         f"{options['warm_steps']} steps, enough to learn the call format, not to copy unseen numbers into the "
         "arguments. Measured on 2 CPU cores, a 0.7M-parameter model needed ~1,000 SFT steps of 32 rows of "
-        "20,000 traces to answer 90% of in-domain problems (438 steps gave 2.5%): "
+        "20,000 traces to answer 92.5% of in-domain test problems (438 steps gave 2.5%): "
         "`mentor-train experiment --size cpu` (bench/RESULTS.md, issue 11)."
     )
 
