@@ -146,4 +146,7 @@ def run_on_ray(settings: ServiceSettings, options: RayServeOptions, *, address: 
     finally:
         # Replicas drain and flush their records (graceful_shutdown_timeout_s) before this returns.
         serve.delete(APP_NAME)
+        if not serve.status().applications:
+            # Nothing else is served: the proxy goes too, so that the next start binds its own port.
+            serve.shutdown()
         ray.shutdown()
