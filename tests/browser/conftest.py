@@ -35,7 +35,10 @@ PAGE_TIMEOUT_MS = 180_000
 """Generous on purpose: a busy 2-core machine can take many seconds to start a browser."""
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API runs its event loop in this thread while the
+# driver is open, and every later test calling asyncio.run() would fail with "cannot be called
+# from a running event loop". Closing the driver after each module hands the thread back.
+@pytest.fixture(scope="module")
 def playwright_driver() -> Iterator[Playwright]:
     if sync_playwright is None:
         pytest.fail("the browser tests need Playwright (the dev extra: pip install -e '.[dev]')")
@@ -48,7 +51,7 @@ def playwright_driver() -> Iterator[Playwright]:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_driver: Playwright) -> Iterator[Browser]:
     # Chromium refuses to run as root with its sandbox; a container's small /dev/shm would crash it.
     args = ["--disable-dev-shm-usage", *(["--no-sandbox"] if os.geteuid() == 0 else [])]
