@@ -12,7 +12,8 @@ The model name picks the behaviour: `teacher-<style>[+wrong3][+flaky]`:
 - style `structured`: calls as `tool_calls`; `hermes`: `<tool_call>` text in `content` (a vLLM
   server without a tool parser); `mixed`: alternates per call;
 - `+wrong3`: every third task of the data file (index 2, 5, ...) gets a wrong final answer;
-- `+flaky`: every third request of that model fails first (503, then 429 with `Retry-After: 0`).
+- `+flaky`: each turn of every third task (index 0, 3, ...) fails once first (503 or 429 with
+  `Retry-After: 0`); the retry succeeds.
 Other names get 404, a missing or wrong `--api-key` bearer 401, like a real server.
 
 Run: python tests/trainer/_teach_server.py --data DIR/split.jsonl --port N [--api-key KEY]
@@ -70,6 +71,7 @@ def _check_protocol(body: dict[str, Any]) -> str | None:
 def create_app(rows: list[dict[str, Any]], api_key: str | None) -> FastAPI:
     by_question = {r["prompt"][-1]["content"]: (i, r) for i, r in enumerate(rows)}
     requests: Counter[str] = Counter()
+    failed_once: set[tuple[str, str, int]] = set()
     ids = itertools.count()
     app = FastAPI()
 
@@ -91,12 +93,6 @@ def create_app(rows: list[dict[str, Any]], api_key: str | None) -> FastAPI:
         if not model.startswith("teacher-") or style not in STYLES:
             return _error(404, f"the model {model!r} does not exist")
         requests[model] += 1
-        n = requests[model]
-        if "flaky" in flags and n % 3 == 1:
-            # Requests 1, 4, 7, ... fail; the client's retry (the next request) succeeds.
-            if (n // 3) % 2 == 0:
-                return _error(503, "overloaded")
-            return _error(429, "rate limited", {"Retry-After": "0"})
         problem = _check_protocol(body)
         if problem is not None:
             return _error(400, problem)
@@ -105,6 +101,16 @@ def create_app(rows: list[dict[str, Any]], api_key: str | None) -> FastAPI:
         if question not in by_question:
             return _error(400, f"unknown question {question[:60]!r}")
         index, row = by_question[question]
+        if "flaky" in flags:
+            # The first request of each turn of every third task fails once; its retry succeeds.
+            # Keyed by task and turn, not by a global request count: with concurrent tasks a global
+            # count could hand one task's retries the failing slots again and again.
+            turn = (model, question, len(messages))
+            if index % 3 == 0 and turn not in failed_once:
+                failed_once.add(turn)
+                if len(failed_once) % 2:
+                    return _error(503, "overloaded")
+                return _error(429, "rate limited", {"Retry-After": "0"})
         calls = row["reference"]["calls"]
         expected = [m["content"] for m in row["messages"] if m["role"] == "tool"]
         seen = [m["content"] for m in messages if m["role"] == "tool"]
