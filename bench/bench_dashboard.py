@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import socket
 import statistics
@@ -150,6 +151,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--loads", type=int, default=5, help="page loads timed per way of opening it")
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
+    parser.add_argument("--note", default="", help="what else the machine was doing, written beside the load")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
@@ -196,9 +198,8 @@ def main() -> int:
     lines = [
         f"{n:,} records ({args.steps} steps x {n // args.steps}), the seed rollouts scored under `mentor`; "
         f"page {size_kib:.0f} KiB (Chart.js inline). Chromium {version}, headless, {args.loads} loads each. "
-        f"Load average at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} cores "
-        "(other helpers' work, among it a training experiment at nice -10, ran at the same time; this "
-        f"script ran under `nice -n 10`, so wall times are inflated). Console errors over all loads: {errors}.",
+        f"Load average at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} cores"
+        f"{f' ({args.note})' if args.note else ''}. Console errors over all loads: {errors}.",
         "",
         "| what | median s | min s | max s |",
         "| --- | ---: | ---: | ---: |",
@@ -218,7 +219,7 @@ def main() -> int:
         "",
         f"Target (a 10,000-record run drawn in <= 2 s in headless Chromium): the browser's own work is "
         f"{cpu:.2f} s of main-thread CPU ({'within' if cpu <= 2 else 'over'} the target); wall time on this "
-        f"shared machine was {wall:.2f} s per `/ui` reload ({'within' if wall <= 2 else 'over'} it), "
+        f"machine was {wall:.2f} s per `/ui` reload ({'within' if wall <= 2 else 'over'} it), "
         f"{ui_first.wall_s:.2f} s for the first `/ui`, which pays the service's summary of the whole record "
         f"({statistics.median(server_cpu_s):.2f} s of CPU here).",
     ]
@@ -229,7 +230,7 @@ def main() -> int:
             "issue12-dashboard",
             "Issue 12: reward dashboard render time, 10,000 records (bench/bench_dashboard.py)",
             body,
-            command="nice -n 10 .venv/bin/python bench/bench_dashboard.py",
+            command=shlex.join([".venv/bin/python", "bench/bench_dashboard.py", *sys.argv[1:]]),
         )
     return 0
 
