@@ -22,7 +22,8 @@ from mentor_client.protocol import API_PREFIX, RecordList
 
 from ...records import RecordStore
 from ..errors import ERROR_RESPONSES, ApiError, JSONErrorRoute
-from ..state import SettingsDep, StateDep
+from ..settings import ServiceSettings
+from ..state import ServiceState, SettingsDep, StateDep
 
 router = APIRouter(prefix=API_PREFIX, tags=["records"], route_class=JSONErrorRoute, responses=ERROR_RESPONSES)
 
@@ -37,14 +38,20 @@ async def records(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> Response:
+    store = recording_store(request, state, settings)
+    body = await asyncio.to_thread(_page, store, run_id, step, limit, offset, settings.max_record_page_bytes)
+    return Response(body, media_type="application/json")
+
+
+def recording_store(request: Request, state: ServiceState, settings: ServiceSettings) -> RecordStore:
+    """The service's record store, or the error that says why there is none (503 when it failed to open)."""
     store = state.store
     if store is None:
         problem = getattr(request.app.state, "recording_problem", None)
         if settings.record_backend != "none" and problem:
             raise ApiError(503, problem, type="recording_unavailable")
         raise ApiError(404, "recording is disabled on this service (set record_backend)", type="recording_disabled")
-    body = await asyncio.to_thread(_page, store, run_id, step, limit, offset, settings.max_record_page_bytes)
-    return Response(body, media_type="application/json")
+    return store
 
 
 def _page(store: RecordStore, run_id: str | None, step: int | None, limit: int, offset: int, max_bytes: int) -> bytes:

@@ -28,8 +28,9 @@ from fastapi.responses import HTMLResponse
 from ...record_query import Row, iter_records
 from ...records import RecordStore
 from ...report import RecordSummary, render_dashboard
-from ..errors import ApiError, JSONErrorRoute
+from ..errors import JSONErrorRoute
 from ..state import SettingsDep, StateDep
+from .records import recording_store
 
 router = APIRouter(tags=["dashboard"], route_class=JSONErrorRoute)
 
@@ -44,12 +45,7 @@ async def dashboard(
     settings: SettingsDep,
     run_id: Annotated[str | None, Query(max_length=1024, description="only this run")] = None,
 ) -> HTMLResponse:
-    store = state.store
-    if store is None:
-        problem = getattr(request.app.state, "recording_problem", None)
-        if settings.record_backend != "none" and problem:
-            raise ApiError(503, problem, type="recording_unavailable")
-        raise ApiError(404, "recording is disabled on this service (set record_backend)", type="recording_disabled")
+    store = recording_store(request, state, settings)
     summaries = getattr(request.app.state, "dashboard_summaries", None)
     if summaries is None:
         summaries = request.app.state.dashboard_summaries = _Summaries()
