@@ -84,7 +84,7 @@ def query_records(
             if len(out) >= limit:
                 break
         return out
-    where, params = _filter(run_id, step)
+    where, params = sql_filter(run_id, step)
     with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
         conn.row_factory = sqlite3.Row
         rows = conn.execute(
@@ -112,7 +112,7 @@ def iter_records(
                     continue
                 yield record
         return
-    where, params = _filter(run_id, None)
+    where, params = sql_filter(run_id, None)
     with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
         conn.row_factory = sqlite3.Row
         query = f"SELECT * FROM score_records {where} ORDER BY id LIMIT -1 OFFSET ?"
@@ -200,7 +200,7 @@ def query_page(
                 if not take(line):
                     break
     else:
-        where, params = _filter(run_id, step)
+        where, params = sql_filter(run_id, step)
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
             cursor = conn.execute(
                 "SELECT run_id, step, spec_hash, preset, item, reward, components, reason, error, created_at"
@@ -213,14 +213,15 @@ def query_page(
     return texts, (offset + len(texts) if more else None)
 
 
-def _filter(run_id: str | None, step: int | None) -> tuple[str, list[str | int]]:
-    """The SQL WHERE clause and its parameters for a run and step filter (either may be None)."""
+def sql_filter(run_id: str | None, step: int | None, placeholder: str = "?") -> tuple[str, list[str | int]]:
+    """The SQL WHERE clause and its parameters for a run and step filter (either may be None), with the
+    driver's parameter placeholder (`?` for sqlite3, `%s` for psycopg)."""
     clauses: list[str] = []
     params: list[str | int] = []
     if run_id is not None:
-        clauses.append("run_id = ?")
+        clauses.append(f"run_id = {placeholder}")
         params.append(run_id)
     if step is not None:
-        clauses.append("step = ?")
+        clauses.append(f"step = {placeholder}")
         params.append(step)
     return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params

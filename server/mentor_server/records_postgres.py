@@ -30,7 +30,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from .record_query import Backend, Row, _sqlite_record_text
+from .record_query import Backend, Row, _sqlite_record_text, sql_filter
 from .records import RecordStore, _dumps, _text
 
 if TYPE_CHECKING:
@@ -121,22 +121,10 @@ def _connection_lost(exc: BaseException, conn: psycopg.Connection[Any]) -> bool:
 
 
 # ---------------------------------------------------------------------------- reading
-def _where(run_id: str | None, step: int | None) -> tuple[str, list[str | int]]:
-    clauses: list[str] = []
-    params: list[str | int] = []
-    if run_id is not None:
-        clauses.append("run_id = %s")
-        params.append(run_id)
-    if step is not None:
-        clauses.append("step = %s")
-        params.append(step)
-    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params
-
-
 def _select(
     url: str, run_id: str | None, step: int | None, limit: int, offset: int, connect_timeout_s: float
 ) -> list[tuple[Any, ...]]:
-    where, params = _where(run_id, step)
+    where, params = sql_filter(run_id, step, "%s")
     with _connect(url, connect_timeout_s) as conn:
         rows: list[tuple[Any, ...]] = conn.execute(
             f"SELECT {_COLUMNS} FROM score_records {where} ORDER BY id LIMIT %s OFFSET %s",
