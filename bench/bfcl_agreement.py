@@ -28,10 +28,8 @@ import itertools
 import json
 import random
 import statistics
-import subprocess
 import sys
 import time
-import types
 import zipfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
@@ -46,9 +44,10 @@ from _results import write_section  # noqa: E402
 
 from mentor_server.scoring.matching import arguments_score, standardize_string  # noqa: E402
 from mentor_server.scoring.types import ReferenceCall, ToolCall  # noqa: E402
+from mentor_trainer import bfcl_data  # noqa: E402
 
 DOWNLOADS = ROOT / "bench" / "_downloads"
-VERSION = "2026.3.23"
+VERSION = bfcl_data.BFCL_VERSION
 CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple", "live_simple", "live_multiple")
 EXHAUSTIVE_LIMIT = 64
 RANDOM_VARIANTS = 16
@@ -57,44 +56,10 @@ OMIT = object()  # an optional parameter or key left out
 
 
 # ---------------------------------------------------------------------------- data
+# The wheel download, the data reading and the checker import are mentor_trainer.bfcl_data's (one
+# implementation, shared with `mentor-train eval --endpoint`).
 def wheel_path() -> Path:
-    found = sorted(DOWNLOADS.glob("bfcl_eval-*.whl"))
-    if not found:
-        DOWNLOADS.mkdir(parents=True, exist_ok=True)
-        base = [sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(DOWNLOADS)]
-        if subprocess.run([*base, f"bfcl-eval=={VERSION}"]).returncode != 0:
-            subprocess.run([*base, "bfcl-eval"], check=True)
-        found = sorted(DOWNLOADS.glob("bfcl_eval-*.whl"))
-    return found[-1]
-
-
-def read_jsonl(wheel: zipfile.ZipFile, member: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in wheel.read(member).decode().splitlines() if line.strip()]
-
-
-def load_bfcl_checker(wheel: Path) -> Callable[..., dict[str, Any]]:
-    """BFCL's `ast_checker`, imported from the wheel with the heavy handler registry stubbed."""
-
-    class _Config:
-        underscore_to_dot = False  # keep dotted names as written (no OpenAI-style renaming)
-
-    class _Registry(dict[str, Any]):
-        def __missing__(self, key: str) -> Any:
-            return _Config()
-
-    stub = types.ModuleType("bfcl_eval.constants.model_config")
-    stub.MODEL_CONFIG_MAPPING = _Registry()  # type: ignore[attr-defined]
-    sys.modules["bfcl_eval.constants.model_config"] = stub
-    sys.path.insert(0, str(wheel))  # a wheel is a zip: zipimport reads the pure-Python checker
-    from bfcl_eval.constants.enums import Language
-    from bfcl_eval.eval_checker.ast_eval.ast_checker import ast_checker
-
-    def check(
-        functions: list[dict[str, Any]], output: list[dict[str, Any]], truth: list[Any], category: str
-    ) -> Any:
-        return ast_checker(functions, output, truth, Language.PYTHON, category, "stub-model")
-
-    return check
+    return bfcl_data.wheel_path(DOWNLOADS, VERSION)
 
 
 # ---------------------------------------------------------------------------- variants
@@ -234,9 +199,7 @@ def changed_leaf(leaf: Any, taken: set[Any]) -> tuple[str, Any] | None:
     return None
 
 
-def mutated_variants(
-    base: list[tuple[str, dict[str, Any]]], truth: list[dict[str, Any]]
-) -> Iterator[Variant]:
+def mutated_variants(base: list[tuple[str, dict[str, Any]]], truth: list[dict[str, Any]]) -> Iterator[Variant]:
     leaf_changes: dict[str, list[Variant]] = defaultdict(list)
     for index, (name, args) in enumerate(base):
         (params,) = truth[index].values()
@@ -278,23 +241,10 @@ def our_score(calls: list[tuple[str, dict[str, Any]]], reference: list[Reference
 
 
 def bfcl_verdict(
-    check: Callable[..., Any], case: dict[str, Any], calls: list[tuple[str, dict[str, Any]]]
+    check: bfcl_data.Checker, case: dict[str, Any], calls: list[tuple[str, dict[str, Any]]]
 ) -> tuple[bool, str]:
     """BFCL's pass/fail and, on fail, its error type and first message."""
-    output = [{name: args} for name, args in calls]
-    try:
-        result = check(case["functions"], output, case["truth"], case["category"])
-    except Exception as exc:  # the checker chokes on some malformed inputs: that is a fail verdict
-        return False, f"checker raised {type(exc).__name__}: {exc}"
-    if result["valid"]:
-        return True, ""
-    errors = result.get("error") or [""]
-    # The parallel checker nests the per-call reasons: report the first one.
-    for error in errors:
-        if isinstance(error, dict):
-            (sub,) = error.values()
-            return False, f"{sub['sub_error_type']}: {str(sub['sub_error'][0])[:160]}"
-    return False, f"{result.get('error_type')}: {str(errors[0])[:160]}"
+    return bfcl_data.checker_verdict(check, case["functions"], case["truth"], case["category"], calls)
 
 
 @dataclass
@@ -345,15 +295,15 @@ class Disagreement:
 
 def run(categories: tuple[str, ...]) -> tuple[dict[str, Tally], list[Disagreement], list[float], int]:
     wheel = wheel_path()
-    check = load_bfcl_checker(wheel)
+    check = bfcl_data.load_bfcl_checker(wheel)
     tallies: dict[str, Tally] = {}
     disagreements: list[Disagreement] = []
     timings: list[float] = []
     most_calls = 0
     with zipfile.ZipFile(wheel) as archive:
         for category in categories:
-            answers = read_jsonl(archive, f"bfcl_eval/data/possible_answer/BFCL_v4_{category}.json")
-            questions = {q["id"]: q for q in read_jsonl(archive, f"bfcl_eval/data/BFCL_v4_{category}.json")}
+            answers = bfcl_data.read_jsonl(archive, f"bfcl_eval/data/possible_answer/BFCL_v4_{category}.json")
+            questions = {q["id"]: q for q in bfcl_data.read_jsonl(archive, f"bfcl_eval/data/BFCL_v4_{category}.json")}
             tally = tallies.setdefault(category, Tally())
             for answer in answers:
                 truth = answer["ground_truth"]
@@ -418,9 +368,7 @@ def table_row(label: str, t: Tally) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def report(
-    tallies: dict[str, Tally], disagreements: list[Disagreement], timings: list[float], most_calls: int
-) -> str:
+def report(tallies: dict[str, Tally], disagreements: list[Disagreement], timings: list[float], most_calls: int) -> str:
     rows = [
         "| category | cases | acceptable variants scoring 1.0 | BFCL valid | mutated variants scoring < 1.0 "
         "| BFCL invalid | verdict agreement with BFCL | mean mutated score |",
@@ -470,9 +418,7 @@ def report(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--no-write", action="store_true", help="print only, do not update bench/RESULTS.md")
     parser.add_argument("--categories", nargs="*", default=list(CATEGORIES))
     args = parser.parse_args()
