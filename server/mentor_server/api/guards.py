@@ -33,6 +33,12 @@ browser cannot attach a bearer header to a page load (Swagger UI's Authorize but
 to the calls it makes from the page, which stay guarded)."""
 
 
+KEY_PROMPT_PATHS = frozenset({"/ui"})
+"""Pages a browser opens by navigation, which carries no bearer header: a request with no
+`Authorization` header at all passes to the route, which answers a shell that holds no data and
+asks for the key (see `routes.ui`); a request with any such header is checked as everywhere."""
+
+
 def _open_path(path: str) -> bool:
     return path in OPEN_PATHS or path in DOC_PATHS or path.startswith(DOC_ASSETS_PREFIX)
 
@@ -56,7 +62,8 @@ async def _send_error(
 
 
 class ApiKeyMiddleware:
-    """Require `Authorization: Bearer <key>` on every path but the health probes and the API docs.
+    """Require `Authorization: Bearer <key>` on every path but the health probes and the API docs
+    (and `/ui` asked without any key header: its shell, see `KEY_PROMPT_PATHS`).
 
     Keys are compared as SHA-256 digests with `hmac.compare_digest`, against every configured
     key without stopping early, so the time taken says nothing about how close a guess was.
@@ -91,7 +98,7 @@ class ApiKeyMiddleware:
             if name == b"authorization":
                 header = value
                 break
-        if self._authorized(header):
+        if self._authorized(header) or (header is None and scope["path"] in KEY_PROMPT_PATHS):
             await self.app(scope, receive, send)
             return
         message = "missing API key: send 'Authorization: Bearer <key>'" if not header else "invalid API key"

@@ -6,7 +6,9 @@ invalid-tool rates; per run: invented tool names, teacher-vs-student tool usage,
 rollouts next to their teacher traces);
 `render_dashboard` lays that out as a page with its charts' library inside it. The service
 serves the page at `/ui`; `mentor-reward report --records PATH --out report.html` writes the
-same page to a file that opens offline.
+same page to a file that opens offline. On a service with API keys `/ui` serves the same page
+without its data (`render_dashboard_shell`), which asks for the key and then loads
+`dashboard_json` from the service.
 
     >>> from mentor_server.report import build_dashboard
     >>> page = build_dashboard([], source="an empty run")
@@ -19,10 +21,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from .page import render_dashboard
+from .page import dashboard_json, render_dashboard, render_dashboard_shell
 from .summary import RecordSummary, Row, summarize_records
 
-__all__ = ["RecordSummary", "build_dashboard", "render_dashboard", "summarize_records"]
+__all__ = [
+    "RecordSummary",
+    "build_dashboard",
+    "dashboard_json",
+    "render_dashboard",
+    "render_dashboard_shell",
+    "summarize_records",
+]
 
 
 def build_dashboard(rows: Iterable[Row], *, source: str, toolset: str | None = None) -> str:

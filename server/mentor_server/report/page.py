@@ -6,6 +6,11 @@ A Content-Security-Policy in the page allows exactly those inline scripts and th
 their SHA-256) and nothing from anywhere else (no network, no other script), so the page
 works offline and a rollout's text, which may hold any markup, can never run as code (the
 script shows it with `textContent` as well).
+
+On a service with API keys a browser's navigation carries no bearer header, so `/ui` answers
+the same page without its data (`render_dashboard_shell`): it asks for the key, keeps it in the
+tab's sessionStorage, and loads `dashboard_json` from the guarded data route with the key in the
+`Authorization` header. Only that page's policy allows a request, and only to its own origin.
 """
 
 from __future__ import annotations
@@ -61,25 +66,47 @@ def _data_block(summary: dict[str, Any]) -> str:
     return text.replace("<", "\\u003c")
 
 
-def render_dashboard(summary: dict[str, Any], *, source: str) -> str:
-    """The page for a summary (`summarize_records`); `source` says where the records came from."""
+def _subtitle(summary: dict[str, Any], source: str) -> str:
+    generated = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    return f"{source} · generated {generated} · {summary.get('n_records', 0):,} records"
+
+
+def _render(*, data: str, subtitle: str, data_url: str | None) -> str:
     chart_js = _asset(CHART_JS)
     page_js = _asset("dashboard.js")
     style = _asset("dashboard.css")
+    # The page with its data embedded makes no request at all; the shell fetches its data from
+    # its own origin and nowhere else.
+    connect = "'none'" if data_url is None else "'self'"
     policy = (
         f"default-src 'none'; script-src {_sha256(chart_js)} {_sha256(page_js)}; style-src {_sha256(style)}; "
-        "img-src data:; base-uri 'none'; form-action 'none'"
+        f"img-src data:; connect-src {connect}; base-uri 'none'; form-action 'none'"
     )
-    generated = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
-    subtitle = f"{source} · generated {generated} · {summary.get('n_records', 0):,} records"
     return _TEMPLATE.format(
         policy=html.escape(policy, quote=True),
         subtitle=html.escape(subtitle),
+        data_url="" if data_url is None else f' data-load="{html.escape(data_url, quote=True)}"',
         style=style,
-        data=_data_block(summary),
+        data=data,
         chart_js=chart_js,
         page_js=page_js,
     )
+
+
+def render_dashboard(summary: dict[str, Any], *, source: str) -> str:
+    """The page for a summary (`summarize_records`); `source` says where the records came from."""
+    return _render(data=_data_block(summary), subtitle=_subtitle(summary, source), data_url=None)
+
+
+def render_dashboard_shell(*, data_url: str) -> str:
+    """The same page without data: it asks for the API key and loads `data_url` (`dashboard_json`)
+    with it. It holds nothing from the record, so it may be served without a key."""
+    return _render(data="null", subtitle="an API key is needed to show the score record", data_url=data_url)
+
+
+def dashboard_json(summary: dict[str, Any], *, source: str) -> str:
+    """What the shell loads: `{"subtitle": ..., "summary": ...}`, the data block of `render_dashboard`."""
+    return '{"subtitle":' + json.dumps(_subtitle(summary, source)) + ',"summary":' + _data_block(summary) + "}"
 
 
 # The layout: ids are what dashboard.js fills in. Braces are doubled for str.format.
@@ -92,12 +119,21 @@ _TEMPLATE = """<!DOCTYPE html>
 <title>MENTOR reward dashboard</title>
 <style>{style}</style>
 </head>
-<body>
+<body{data_url}>
 <header>
 <h1>MENTOR reward dashboard</h1>
-<p>{subtitle}</p>
+<p id="subtitle">{subtitle}</p>
+<button type="button" id="key-forget" hidden>Forget the API key</button>
 </header>
 <main>
+<section class="card wide" id="key-prompt" hidden><h2>API key</h2>
+<form id="key-form" autocomplete="off"><label>This service needs an API key to show its score record
+<input type="password" id="key-input" required autocomplete="off" spellcheck="false"></label>
+<button type="submit">Show the dashboard</button></form>
+<p class="note">The key stays in this browser tab (sessionStorage) and is sent only as an
+<code>Authorization: Bearer</code> header to this service; closing the tab forgets it.</p>
+<p class="error" id="key-message" role="alert"></p></section>
+<section class="card wide" id="load-status" hidden></section>
 <section class="card wide"><h2>All runs</h2><div class="stats" id="overview"></div></section>
 <section class="card wide"><h2>Mean reward over steps, per run</h2>
 <div class="chart"><canvas id="chart-reward" aria-label="mean reward per step and run"></canvas></div></section>

@@ -29,6 +29,7 @@ PROTECTED = [
     ("POST", "/v1/tools/execute", {"name": "add", "arguments": {"a": 1, "b": 2}}),
     ("POST", "/v1/openrlhf", {"query": [], "prompts": [], "labels": []}),
     ("GET", "/v1/records", None),
+    ("GET", "/ui/data", None),  # the dashboard's data (its shell, /ui without a key header, is public)
     ("GET", "/metrics", None),
     ("GET", "/v1/does-not-exist", None),
 ]

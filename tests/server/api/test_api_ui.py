@@ -61,16 +61,75 @@ def test_ui_shows_the_records_the_service_just_wrote(
     assert _page_data(service.get("/ui", params={"run_id": "b"}).text)["n_records"] == 2
 
 
-def test_ui_is_behind_the_api_key(make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+def _policy(html: str) -> str:
+    match = re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', html)
+    assert match, "the page carries its policy"
+    return match.group(1).replace("&#x27;", "'")
+
+
+KEY = {"Authorization": "Bearer k1"}
+
+
+def test_ui_on_a_keyed_service_is_a_shell_that_asks_for_the_key(
+    make_client: Callable[..., TestClient], tmp_path: Path, parity_cases: list[dict[str, Any]]
+) -> None:
     service = make_client(record_backend="jsonl", record_path=tmp_path / "r.jsonl", api_keys=["k1"])
-    assert_error(service.get("/ui"), 401)
-    response = service.get("/ui", headers={"Authorization": "Bearer k1"})
-    assert response.status_code == 200
-    assert _page_data(response.text)["runs"] == []
+    body = {"preset": "mentor", "items": [wire_item(c) for c in parity_cases[:3]], "run_id": "secret-run", "step": 0}
+    assert service.post("/v1/score", json=body, headers=KEY).status_code == 200
+
+    # A browser's navigation (no header): the page without data, which loads it from ui/data.
+    shell = service.get("/ui")
+    assert shell.status_code == 200 and shell.headers["content-type"].startswith("text/html")
+    assert shell.headers["cache-control"] == "no-store"
+    assert re.search(r'id="dashboard-data">null</script>', shell.text)
+    assert 'data-load="ui/data"' in shell.text and 'id="key-form"' in shell.text
+    assert "secret-run" not in shell.text and "r.jsonl" not in shell.text
+    assert "connect-src 'self'" in _policy(shell.text)
+    filtered = service.get("/ui", params={"run_id": "a b&c<"})
+    assert 'data-load="ui/data?run_id=a+b%26c%3C"' in filtered.text
+
+    # Any key header is checked: a wrong key, another scheme or an empty header is refused.
+    for headers in ({"Authorization": "Bearer nope"}, {"Authorization": "Basic azE6"}, {"Authorization": ""}):
+        assert_error(service.get("/ui", headers=headers), 401, "unauthorized")
+
+    # The data the shell loads: behind the key like every route that reads the record.
+    for path in ("/ui/data", "/v1/records"):
+        assert_error(service.get(path), 401, "unauthorized")
+        assert_error(service.get(path, headers={"Authorization": "Bearer nope"}), 401, "unauthorized")
+    data = service.get("/ui/data", headers=KEY)
+    assert data.status_code == 200 and data.headers["cache-control"] == "no-store"
+    answer = data.json()
+    assert set(answer) == {"subtitle", "summary"} and "3 records" in answer["subtitle"]
+    assert [run["run_id"] for run in answer["summary"]["runs"]] == ["secret-run"]
+    assert service.get("/ui/data", params={"run_id": "other"}, headers=KEY).json()["summary"]["n_records"] == 0
+
+    # With the key, /ui is the page with its data inside, the same data (curl's way to a file).
+    page = service.get("/ui", headers=KEY)
+    assert page.status_code == 200
+    assert _page_data(page.text) == answer["summary"]
+    assert "connect-src 'none'" in _policy(page.text)
+
+
+def test_ui_shell_tells_nothing_about_recording(make_client: Callable[..., TestClient]) -> None:
+    service = make_client(api_keys=["k1"])
+    assert service.get("/ui").status_code == 200  # the shell, even with recording off
+    assert_error(service.get("/ui/data"), 401)
+    assert_error(service.get("/ui/data", headers=KEY), 404, "recording_disabled")
+    assert_error(service.get("/ui", headers=KEY), 404, "recording_disabled")
+
+
+def test_ui_without_keys_needs_no_key(make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+    service = make_client(record_backend="sqlite", record_path=tmp_path / "r.sqlite3")
+    page = service.get("/ui")
+    assert page.status_code == 200 and _page_data(page.text)["n_records"] == 0
+    assert 'id="dashboard-data">null' not in page.text and "data-load=" not in page.text
+    assert service.get("/ui/data").json()["summary"] == _page_data(page.text)
 
 
 def test_ui_without_recording_says_so(make_client: Callable[..., TestClient]) -> None:
-    assert_error(make_client().get("/ui"), 404, "recording_disabled")
+    service = make_client()
+    assert_error(service.get("/ui"), 404, "recording_disabled")
+    assert_error(service.get("/ui/data"), 404, "recording_disabled")
 
 
 def test_ui_refuses_an_unknown_query_parameter(make_client: Callable[..., TestClient], tmp_path: Path) -> None:

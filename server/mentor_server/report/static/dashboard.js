@@ -2,11 +2,15 @@
 // Every number comes aggregated from the server side; this script only lays it out, so a
 // large run costs the browser no more than a small one. Model text is shown with
 // textContent only: a rollout can hold any markup, and none of it may run here.
+//
+// The data is either inside the page (the report file, and /ui on a service without keys) or,
+// on a service with API keys, fetched from the page's data route with the key the user gives:
+// see the end of this file.
 "use strict";
 (function () {
-  const started = performance.now();
-  const data = JSON.parse(document.getElementById("dashboard-data").textContent);
-  const runs = data.runs;
+  let started = performance.now();
+  let data = null;
+  let runs = [];
   const palette = ["#2f6fde", "#e07b39", "#3a9d5d", "#c23b3b", "#8a5cc2", "#b08a1e", "#1f9bb4", "#d04f9a", "#6b7a90", "#5aa02c"];
   const charts = {};
   Chart.defaults.animation = false;
@@ -341,24 +345,115 @@
     samplesTable(run);
   }
 
-  overview();
-  if (runs.length === 0) {
-    document.querySelectorAll(".per-run").forEach(function (node) { node.hidden = true; });
-    blank("chart-reward", "No score records yet: score with recording on (record_backend), then reload.");
-  } else {
-    const picker = $("run");
-    runs.forEach(function (run, i) {
-      const option = el("option", null, runLabel(run) + " (" + run.n_records + (run.n_records === 1 ? " record)" : " records)"));
-      option.value = String(i);
-      picker.appendChild(option);
+  function render(summary) {
+    started = performance.now();
+    data = summary;
+    runs = data.runs;
+    document.querySelectorAll("main > .card").forEach(function (node) {
+      node.hidden = node.classList.contains("per-run") && runs.length === 0;
     });
-    picker.onchange = function () { showRun(Number(picker.value)); };
-    rewardOverRuns();
-    showRun(0);
+    $("key-prompt").hidden = true;
+    $("load-status").hidden = true;
+    overview();
+    if (runs.length === 0) {
+      blank("chart-reward", "No score records yet: score with recording on (record_backend), then reload.");
+    } else {
+      const picker = $("run");
+      runs.forEach(function (run, i) {
+        const option = el("option", null, runLabel(run) + " (" + run.n_records + (run.n_records === 1 ? " record)" : " records)"));
+        option.value = String(i);
+        picker.appendChild(option);
+      });
+      picker.onchange = function () { showRun(Number(picker.value)); };
+      rewardOverRuns();
+      showRun(0);
+    }
+    // For tests and benchmarks: the page is drawn, how long it took from navigation, and how much
+    // of that was this script (reading the data and drawing the charts).
+    document.body.dataset.renderMs = String(Math.round(performance.now()));
+    document.body.dataset.drawMs = String(Math.round(performance.now() - started));
+    document.body.dataset.ready = "1";
   }
-  // For tests and benchmarks: the page is drawn, how long it took from navigation, and how much
-  // of that was this script (reading the data and drawing the charts).
-  document.body.dataset.renderMs = String(Math.round(performance.now()));
-  document.body.dataset.drawMs = String(Math.round(performance.now() - started));
-  document.body.dataset.ready = "1";
+
+  const embedded = JSON.parse($("dashboard-data").textContent);
+  if (embedded !== null) {
+    render(embedded);
+    return;
+  }
+
+  // ------------------------------------------------------------------ a service with API keys
+  // The service sent this page without data because the browser's navigation carried no key.
+  // The key the user types is kept in this tab's sessionStorage (never in the URL, never
+  // logged) and sent only as a bearer header to the data route, which checks it as every
+  // guarded route does. A refused key is forgotten and asked for again.
+  const KEY_SLOT = "mentor-reward-api-key";
+  const dataUrl = document.body.dataset.load;
+  let pageKey = null;  // where the key lives when the browser refuses sessionStorage
+  function readKey() {
+    try { return sessionStorage.getItem(KEY_SLOT); } catch (e) { return pageKey; }
+  }
+  function keepKey(key) {
+    pageKey = key;
+    try {
+      if (key === null) sessionStorage.removeItem(KEY_SLOT); else sessionStorage.setItem(KEY_SLOT, key);
+    } catch (e) { /* storage refused: the key lives as long as the page */ }
+  }
+  function status(text, bad) {
+    const box = $("load-status");
+    box.textContent = text;
+    box.classList.toggle("error", Boolean(bad));
+    box.hidden = false;
+  }
+  function ask(message) {
+    $("load-status").hidden = true;
+    $("key-forget").hidden = true;
+    $("key-prompt").hidden = false;
+    $("key-message").textContent = message;
+    $("key-input").focus();
+  }
+  function load(key) {
+    $("key-prompt").hidden = true;
+    status("Loading the score record…", false);
+    fetch(dataUrl, { headers: { Accept: "application/json", Authorization: "Bearer " + key }, cache: "no-store", credentials: "omit" })
+      .then(function (response) {
+        return response.json().then(function (body) { return [response, body]; }, function () { return [response, null]; });
+      })
+      .then(function (answer) {
+        const response = answer[0];
+        const body = answer[1];
+        if (response.ok && body && body.summary) {
+          $("subtitle").textContent = body.subtitle;
+          $("key-forget").hidden = false;
+          render(body.summary);
+          return;
+        }
+        const reason = body && body.error && body.error.message ? body.error.message : "no reason given";
+        if (response.status === 401) {
+          keepKey(null);
+          ask("The service refused that key (" + reason + "). Enter a valid API key.");
+          return;
+        }
+        status("The service could not show its score record: " + reason + " (HTTP " + response.status + ").", true);
+      }, function (error) {
+        status("The service could not be reached: " + error.message, true);
+      });
+  }
+  $("key-form").onsubmit = function (event) {
+    event.preventDefault();  // the key never goes into a URL (the policy forbids a form's submission too)
+    const input = $("key-input");
+    const key = input.value.trim();
+    input.value = "";
+    // A header carries bytes; the service compares them with the key's UTF-8, which a browser
+    // cannot send: say so rather than fail as a wrong key.
+    if (!/^[\x20-\x7e]+$/.test(key)) {
+      ask("This page can send only a key of printable ASCII characters; for another key use curl or `mentor-reward report` (see docs/dashboard.md).");
+      return;
+    }
+    keepKey(key);
+    load(key);
+  };
+  $("key-forget").onclick = function () { keepKey(null); location.reload(); };
+  document.querySelectorAll("main > .card").forEach(function (node) { node.hidden = true; });
+  const kept = readKey();
+  if (kept) load(kept); else ask("");
 })();
