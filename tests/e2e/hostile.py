@@ -17,7 +17,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from service_process import ServiceProcess, free_port, service_env
+from service_process import ServiceProcess, free_port, service_env, session_processes
 
 HERE = Path(__file__).resolve().parent
 
@@ -72,25 +72,6 @@ class HostileServices:
             if service.proc is not None:
                 for pid in session_processes(service.proc.pid):
                     os.kill(pid, signal.SIGKILL)
-
-
-def session_processes(sid: int) -> dict[int, str]:
-    """pid -> command line of every live (non-zombie) process whose session id is `sid`."""
-    found: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        # Fields after the command name (which may hold spaces) start at the last ')'.
-        fields = stat[stat.rindex(")") + 2 :].split()
-        state, session = fields[0], int(fields[3])
-        if session == sid and state not in ("Z", "X"):
-            found[int(entry.name)] = cmdline.strip()
-    return found
 
 
 def worker_pids(sid: int) -> list[int]:

@@ -33,6 +33,29 @@ def free_port() -> int:
         return port
 
 
+def session_processes(sid: int) -> dict[int, str]:
+    """pid -> command line of every live (non-zombie) process whose session id is `sid`.
+
+    Tests start servers in their own session (`start_new_session=True`), so the session id is the
+    leader's pid and this finds every process the server left, whoever its parent is now.
+    """
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        # Fields after the command name (which may hold spaces) start at the last ')'.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        state, session = fields[0], int(fields[3])
+        if session == sid and state not in ("Z", "X"):
+            found[int(entry.name)] = cmdline.strip()
+    return found
+
+
 class ServiceProcess:
     """One `mentor-reward serve` process; restartable on the same port."""
 
@@ -106,9 +129,7 @@ class ServiceProcess:
 
 def service_env(**settings: Any) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MENTOR_")}
-    env["PYTHONPATH"] = os.pathsep.join([*map(str, SOURCE_DIRS), env.get("PYTHONPATH", "")]).rstrip(
-        os.pathsep
-    )
+    env["PYTHONPATH"] = os.pathsep.join([*map(str, SOURCE_DIRS), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.setdefault("MENTOR_WORKERS", "2")
     env["MENTOR_LOG_LEVEL"] = "warning"
     for key, value in settings.items():

@@ -15,14 +15,17 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+from service_process import free_port
 
 INSTALL_HINT = "PostgreSQL server binaries not found: `make test` installs them (apt-get install -y postgresql)"
 
@@ -36,13 +39,6 @@ def find_bin_dir() -> Path:
     if not found:
         raise RuntimeError(INSTALL_HINT)
     return Path(found[-1]).parent
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class PostgresServer:
