@@ -1,14 +1,15 @@
-"""The commands in README.md, docs/presets.md and docs/bring-your-own.md are ones that work.
+"""The commands in README.md and docs/*.md are ones that work.
 
-Every `mentor-reward` / `mentor-train` command in a shell block is parsed by the real argparse
-parser of its entry point (a removed subcommand or a misspelt flag fails here), every `make`
-target and variable it names exists in the Makefile, and every path under `examples/` exists.
-The blocks a reader pastes first run as written, in a scratch folder: "Score one rollout" (the
-shell block and the Python block) must print the reward the README shows.
+Every `mentor-reward` / `mentor-train` command in a shell block of any page (runnable or not) is
+parsed by the real argparse parser of its entry point (a removed subcommand or a misspelt flag
+fails here), every `make` target and variable the pages name exists in the Makefile, and every
+path under `examples/` exists. The blocks a reader pastes first run as written, in a scratch
+folder: "Score one rollout" (the shell block and the Python block) must print what the README
+shows, and the OpenRLHF block's command prints the path of a file that is there.
 
-Not run here: the training and Docker blocks (GPUs, long runs, a Docker engine; the training
-commands are still parsed), and the adapters section's trainer commands, which need verl or
-OpenRLHF (the TRL script runs in tests/trainers/test_trl_readme_example.py).
+Blocks are found by their `<!-- block: ID -->` comment (tests/doc_blocks.py). The training and
+Docker blocks are marked not run (GPUs, long runs, a Docker engine); their commands are still
+parsed here.
 """
 
 from __future__ import annotations
@@ -24,16 +25,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from doc_blocks import ROOT, all_blocks, block, doc_pages, shell_lines, shown_output, venv_paths
 
-ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", ROOT / "docs" / "presets.md", ROOT / "docs" / "bring-your-own.md"]
-BIN = Path(sys.executable).parent
-_FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
+DOCS = doc_pages()
 _ENTRY = re.compile(r"(?:\.venv/bin/)?(?:mentor-reward|mentor-train)")
 
 
 def _blocks(path: Path, language: str) -> list[str]:
-    return [body for lang, body in _FENCE.findall(path.read_text(encoding="utf-8")) if lang == language]
+    return [b.body for b in all_blocks() if b.path == path and b.language == language]
 
 
 def _logical_lines(block: str) -> list[str]:
@@ -63,8 +62,8 @@ def _commands() -> list[tuple[str, str, list[str]]]:
     """(where, entry point, argv) for every project command in the docs' shell blocks."""
     found: list[tuple[str, str, list[str]]] = []
     for path in DOCS:
-        for block in _blocks(path, "bash"):
-            for line in _logical_lines(block):
+        for body in _blocks(path, "bash"):
+            for line in _logical_lines(body):
                 words = shlex.split(line, comments=True)
                 starts = [i for i, word in enumerate(words) if _ENTRY.fullmatch(word)]
                 if not starts:
@@ -127,31 +126,40 @@ def test_every_examples_path_exists() -> None:
         assert (ROOT / path).exists(), path
 
 
-def _score_block() -> str:
-    (block,) = [b for b in _blocks(ROOT / "README.md", "bash") if "rollout.jsonl" in b]
-    return block
-
-
 @pytest.mark.slow
 def test_score_one_rollout_shell_block_runs_as_written(tmp_path: Path) -> None:
-    block = _score_block()
-    shown = re.search(r"^# (\{.*\})$", block, re.MULTILINE)
-    assert shown, "the block shows the output line it prints"
-    expected = json.loads(shown.group(1))
-    script = block.replace(".venv/bin/", f"{BIN}/")
-    result = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    body = block("readme-score").body
+    (shown,) = shown_output(body)
+    expected = json.loads(shown.replace('"(...); ..."', '""'))  # the reason is abridged on the page
+    result = subprocess.run(
+        ["bash", "-e", "-c", venv_paths(body)], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr
     (line,) = result.stdout.splitlines()
     printed = json.loads(line)
-    for key in ("reward", "components", "error", "n_tool_calls", "n_invalid_tools"):
+    assert list(printed) == list(expected), "the shown line has the printed keys, in order"
+    for key in set(expected) - {"reason"}:
         assert printed[key] == expected[key], key
+    assert printed["reason"].startswith(shown.split('"reason":"')[1].split(" (...)")[0])
 
 
 @pytest.mark.slow
 def test_score_one_rollout_python_block_runs_as_written(tmp_path: Path) -> None:
-    (block,) = [b for b in _blocks(ROOT / "README.md", "python") if "ScoringEngine" in b]
-    result = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    body = block("readme-score-python").body
+    result = subprocess.run([sys.executable, "-c", body], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     reward, _, components = result.stdout.strip().partition(" ")
     assert float(reward) == 1.0  # the teacher's own call and answer: full reward under `flexible`
     assert "'outcome': 1.0" in components
+
+
+def test_openrlhf_block_names_the_reward_file() -> None:
+    (line,) = shell_lines(block("readme-openrlhf-file").body)
+    substitution = re.fullmatch(r'--reward\.remote_url "\$\((.*)\)"', line)
+    assert substitution, line
+    result = subprocess.run(
+        ["bash", "-c", venv_paths(substitution.group(1))], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    path = Path(result.stdout.strip())
+    assert path.name == "openrlhf_reward_func.py" and path.is_file()
