@@ -1,14 +1,19 @@
 """docs/presets.md's worked example is what the engine computes.
 
 The table scores examples/rollouts.jsonl with every built-in preset; here the same rollouts go
-through the engine (the code `mentor-reward score --preset X` runs) and every cell must match.
+through the engine (the code `mentor-reward score --preset X` runs) and every cell must match;
+the page's command itself runs as written for one preset, and its lines are that column.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
+
+import pytest
+from doc_blocks import block, venv_paths
 
 from mentor_server.scoring import ScoringEngine, item_from_dict, resolve_spec
 from mentor_server.scoring.presets import BUILTIN_PRESETS
@@ -47,3 +52,14 @@ def test_every_cell_is_the_engines_reward() -> None:
             assert result.error is None, (preset, index, result.error)
             assert result.reward is not None
             assert _cell(result.reward) == row[column], f"rollout {index + 1}, preset {preset}"
+
+
+@pytest.mark.slow
+def test_the_pages_command_prints_a_column() -> None:
+    presets, rows = _table()
+    preset = "flexible"  # PRESET on the page stands for any preset; this column has the most distinct values
+    command = venv_paths(block("presets-score").body).replace("PRESET", preset)
+    result = subprocess.run(["bash", "-e", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [_cell(line["reward"]) for line in lines] == [row[presets.index(preset)] for row in rows]
