@@ -2,8 +2,9 @@
 toolsets and preset, the own-code toolset runs the example module's function, the dataset row is
 a correct benchmark row, and the rollouts file scores with every built-in preset.
 
-The services are real `mentor-reward serve` processes (the README's commands), each in its own
-session and killed with the test; their waits are generous because a busy machine is slow.
+The services are the commands of docs/bring-your-own.md's "byo-serve" block (the README's
+`serve --config examples/service.yaml` is the same line), run as written on a free port, each in
+its own session and killed with the test; their waits are generous because a busy machine is slow.
 """
 
 from __future__ import annotations
@@ -11,20 +12,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from doc_blocks import block, shell_lines, venv_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
-MENTOR_REWARD = Path(sys.executable).with_name("mentor-reward")
+SERVE_LINES = shell_lines(block("byo-serve").body)
 
 
 def _free_port() -> int:
@@ -35,8 +37,8 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _serve(config: Path, tmp_path: Path, **env: str) -> Iterator[str]:
-    """`mentor-reward serve --config CONFIG` on a free port, records redirected into tmp_path."""
+def _serve(line: str, tmp_path: Path, **env: str) -> Iterator[str]:
+    """A documented `mentor-reward serve` line on a free port, records redirected into tmp_path."""
     port = _free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("MENTOR_")}
     # The environment wins over the file: keep the test's records out of the repository.
@@ -44,7 +46,7 @@ def _serve(config: Path, tmp_path: Path, **env: str) -> Iterator[str]:
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(MENTOR_REWARD), "serve", "--config", str(config), "--port", str(port)],
+            ["bash", "-c", f"{venv_paths(line)} --port {port}"],
             cwd=ROOT,
             env=environment,
             stdout=log,
@@ -72,9 +74,15 @@ def _serve(config: Path, tmp_path: Path, **env: str) -> Iterator[str]:
                 process.wait()
 
 
+def test_the_readme_and_the_guide_give_the_same_command() -> None:
+    readme = [shlex.split(line, comments=True) for line in shell_lines(block("readme-serve").body)]
+    assert shlex.split(SERVE_LINES[0]) in readme
+
+
 @pytest.mark.e2e
 def test_sample_service_yaml_starts_with_its_toolsets_and_preset(tmp_path: Path) -> None:
-    with _serve(EXAMPLES / "service.yaml", tmp_path) as url:
+    assert SERVE_LINES[0] == ".venv/bin/mentor-reward serve --config examples/service.yaml"
+    with _serve(SERVE_LINES[0], tmp_path) as url:
         toolset = httpx.get(f"{url}/v1/toolsets/stats", timeout=30).json()
         assert set(toolset["executable"]) == {"mean", "median"}  # lookup_population is schema-only
         mean = httpx.post(
@@ -102,7 +110,8 @@ def test_sample_service_yaml_starts_with_its_toolsets_and_preset(tmp_path: Path)
 
 @pytest.mark.e2e
 def test_own_code_toolset_runs_the_example_module(tmp_path: Path) -> None:
-    with _serve(EXAMPLES / "service-own-code.yaml", tmp_path, PYTHONPATH=str(EXAMPLES)) as url:
+    assert SERVE_LINES[1].startswith("PYTHONPATH=examples ")  # the line itself makes the module importable
+    with _serve(SERVE_LINES[1], tmp_path) as url:
         words = httpx.post(
             f"{url}/v1/tools/execute",
             json={"toolset": "text", "name": "word_count", "arguments": {"text": "three small words"}},
