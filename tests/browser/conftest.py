@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _browser_helpers import PageWatch
+from _browser_helpers import BROWSER_KEY, PageWatch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from service_process import ServiceProcess, free_port, service_env
@@ -119,6 +119,18 @@ def recording_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serv
     """A real `mentor-reward serve` (uvicorn) with recording on, shared by a module's tests."""
     folder = tmp_path_factory.mktemp("service")
     env = service_env(workers=1, record_backend="sqlite", record_path=str(folder / "records.sqlite3"))
+    process = ServiceProcess(free_port(), env, folder / "service.log").start(timeout_s=300)
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def keyed_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    """A real `mentor-reward serve` with recording on and the API key `BROWSER_KEY`."""
+    folder = tmp_path_factory.mktemp("keyed-service")
+    env = service_env(
+        workers=1, record_backend="sqlite", record_path=str(folder / "records.sqlite3"), api_keys=BROWSER_KEY
+    )
     process = ServiceProcess(free_port(), env, folder / "service.log").start(timeout_s=300)
     yield process
     process.stop()
