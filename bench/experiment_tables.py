@@ -5,7 +5,9 @@
 reads every given `experiment.json`, pools the GRPO evaluations by method over all seeds, and prints
 accuracy per split, tool use in domain, and tool-name F1 / argument score out of domain, each cell
 as mean ± half the range over seeds, with the per-seed values listed so seed noise can be read
-directly. Checkpoint A must be the same in every report (the script checks its in-domain numbers).
+directly. Checkpoint A must be the same in every report (the script checks its in-domain numbers), and
+so must the GRPO settings (learning rate, KL beta, temperature, prompts per step): the tables open with
+them, and reports that ran with different settings are refused rather than pooled.
 
     python bench/experiment_tables.py runs/issue11-cpu2/experiment.json runs/issue11-cpu2-s34/experiment.json
 """
@@ -18,7 +20,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-SPLIT_ORDER = ("test", "ood_long", "ood_combo", "ood_dates", "ood_units")
+from mentor_trainer.experiment_report import describe_grpo_settings, grpo_settings
+
+SPLIT_ORDER = ("test", "ood_long", "ood_combo", "ood_dates", "ood_units", "ood_retrieval", "ood_retrieval_2hop")
 ID_METRICS = (
     "call_rate",
     "invalid_tool_rate",
@@ -29,13 +33,21 @@ ID_METRICS = (
 )
 
 
-def load(paths: list[str]) -> tuple[dict[str, Any], dict[str, dict[int, dict[str, Any]]], list[str]]:
-    """Checkpoint A's evaluation, GRPO evaluations by method and seed, and the split order."""
+Loaded = tuple[dict[str, Any], dict[str, dict[int, dict[str, Any]]], list[str], dict[str, Any]]
+
+
+def load(paths: list[str]) -> Loaded:
+    """Checkpoint A's evaluation, GRPO evaluations by method and seed, the split order and the GRPO settings."""
+    settings: dict[str, Any] | None = None
     sft: dict[str, Any] | None = None
     runs: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
     splits: list[str] = []
     for path in paths:
         report = json.loads(Path(path).read_text(encoding="utf-8"))
+        ran = grpo_settings(report)
+        if settings is not None and ran != settings:
+            raise SystemExit(f"{path}: GRPO settings {ran} differ from the first report's {settings}; not pooled")
+        settings = ran
         for entry in report["evaluations"]:
             if entry["method"] == "sft":
                 if sft is not None and sft["test"]["accuracy"] != entry["splits"]["test"]["accuracy"]:
@@ -48,7 +60,8 @@ def load(paths: list[str]) -> tuple[dict[str, Any], dict[str, dict[int, dict[str
         splits = splits or [s for s in SPLIT_ORDER if s in report["splits"]]
     if sft is None:
         raise SystemExit("no checkpoint A evaluation in the reports")
-    return sft, runs, splits
+    assert settings is not None  # set with the first report
+    return sft, runs, splits, settings
 
 
 def cell(values: list[float], scale: float = 1.0, digits: int = 3) -> str:
@@ -65,7 +78,8 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def main(paths: list[str]) -> None:
-    sft, runs, splits = load(paths)
+    sft, runs, splits, settings = load(paths)
+    print(f"GRPO settings: {describe_grpo_settings(settings)}\n")
     order = [m for m in ("sparse", "mentor", "flexible", "strict") if m in runs] + sorted(
         m for m in runs if m not in ("sparse", "mentor", "flexible", "strict")
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,9 @@ import pytest
 from trainer_helpers import cli, subprocess_env
 
 from mentor_trainer.experiment import SIZES, busy_seconds, options_from_args, plan_runs, plan_steps
+from mentor_trainer.experiment_report import describe_grpo_settings, grpo_settings
 
-SPLITS = ["test", "ood_long", "ood_combo", "ood_dates", "ood_units"]
+SPLITS = ["test", "ood_long", "ood_combo", "ood_dates", "ood_retrieval", "ood_retrieval_2hop", "ood_units"]
 METHODS = ["sparse", "mentor", "flexible", "strict"]
 TOOL_METRICS = ("accuracy", "call_rate", "invalid_tool_rate", "tool_name_f1", "argument_score")
 STEPS = 4
@@ -35,8 +37,9 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict[str, 
     argv = cli(
         "experiment", "--size", "toy", "--out", str(out / "report"), "--workdir", str(out / "work"),
         "--with-strict", "--seeds", "3", "--budget-s", str(BUDGET_S), "--grpo-steps", str(STEPS),
-        "--torch-threads", "1",
+        "--torch-threads", "1", "--grpo-beta", "0.04", "--grpo-lr", "2e-5",
     )  # fmt: skip
+    # A non-zero KL beta makes TRL load checkpoint A again as the reference model: that path runs here.
     # One torch thread: on a CPU other jobs share, two threads wait at every op for a descheduled one.
     # The timeout only catches a hung run; a busy 2-core machine takes minutes.
     done = subprocess.run(argv, env=subprocess_env(), capture_output=True, text=True, timeout=1800)
@@ -118,6 +121,11 @@ def test_budget_and_command_are_recorded(toy: tuple[Path, str, dict[str, Any]]) 
     assert f"GRPO steps per run scaled to {STEPS}" in stdout
     assert "experiment --size toy" in report["command"] and report["seeds"] == [3]
     assert report["environment"]["device"] == "cpu"
+    assert report["grpo_settings"] == {
+        "learning_rate": 2e-5, "beta": 0.04, "temperature": 1.0, "prompts_per_step": 2, "num_generations": 4,
+        "completions_per_step": 8,
+    }  # fmt: skip
+    assert "GRPO settings: lr 2e-05, KL beta 0.04, temperature 1, 2 prompts x 4 completions per step" in stdout
     assert (out / "report" / "experiment.txt").read_text().strip() in stdout
     assert not (out / "work").exists()  # checkpoints go unless --keep
 
@@ -187,8 +195,24 @@ def test_plan_runs_drops_later_seeds_before_starving_runs(
         ({"budget_s": 0.0}, "--budget-s"),
         ({"grpo_steps": 0}, "--grpo-steps"),
         ({"sft_steps": 0}, "--sft-steps"),
+        ({"grpo_lr": 0.0}, "--grpo-lr"),
+        ({"grpo_beta": -0.1}, "--grpo-beta"),
+        ({"grpo_temperature": 0.0}, "--grpo-temperature"),
+        ({"grpo_prompts": 0}, "--grpo-prompts"),
     ],
-    ids=["size", "unknown-preset", "seed-not-int", "no-seed", "budget", "steps", "sft-steps"],
+    ids=[
+        "size",
+        "unknown-preset",
+        "seed-not-int",
+        "no-seed",
+        "budget",
+        "steps",
+        "sft-steps",
+        "grpo-lr",
+        "grpo-beta",
+        "grpo-temperature",
+        "grpo-prompts",
+    ],
 )
 def test_bad_options_name_the_flag(changes: dict[str, Any], flag: str) -> None:
     with pytest.raises(ValueError, match=re.escape(flag)):
@@ -215,6 +239,34 @@ OPTION_ARGS: dict[str, Any] = {
 def test_sft_length_flags(changes: dict[str, Any], steps: int | None, seconds: float | None) -> None:
     size = options_from_args(**{**OPTION_ARGS, **changes}).size
     assert (size.sft_steps, size.sft_seconds) == (steps, seconds)
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({}, {"learning_rate": 2e-4, "beta": 0.0, "temperature": 1.0, "prompts_per_step": 2}),
+        (
+            {"grpo_lr": 2e-5, "grpo_beta": 0.04, "grpo_temperature": 0.7, "grpo_prompts": 4},
+            {"learning_rate": 2e-5, "beta": 0.04, "temperature": 0.7, "prompts_per_step": 4},
+        ),
+    ],
+    ids=["cpu-size-defaults", "every-flag"],
+)
+def test_grpo_setting_flags(changes: dict[str, Any], expected: dict[str, Any]) -> None:
+    size = options_from_args(**{**OPTION_ARGS, **changes}).size
+    settings = size.grpo_settings()
+    assert {k: settings[k] for k in expected} == expected
+    # Prompts per step are micro-batches of the size's batch; each prompt keeps its 8 completions.
+    assert settings["completions_per_step"] == 8 * expected["prompts_per_step"] == size.completions_per_step
+    assert size.grpo_batch == SIZES["cpu"].grpo_batch
+
+
+def test_grpo_settings_of_a_report_written_before_they_were_recorded() -> None:
+    old = {"size": {k: v for k, v in asdict(SIZES["cpu"]).items() if k != "grpo_beta"}}
+    assert grpo_settings(old) == SIZES["cpu"].grpo_settings()
+    assert describe_grpo_settings(grpo_settings(old)) == (
+        "lr 0.0002, KL beta 0, temperature 1, 2 prompts x 8 completions per step"
+    )
 
 
 def test_gpu_size_matches_the_notes() -> None:

@@ -47,10 +47,10 @@ from .experiment_stages import (
     evaluate_checkpoint,
     run_grpo_stage,
     run_sft_stage,
+    start_service,
 )
 from .experiment_timing import CALIBRATION_STEPS, BudgetPlan, busy_seconds, plan_runs, plan_steps
 from .runtime import configure_offline
-from .service import RewardServiceProcess
 
 __all__ = [
     "CALIBRATION_STEPS",
@@ -64,6 +64,7 @@ __all__ = [
     "GRPOResult",
     "build_tables",
     "busy_seconds",
+    "grpo_changes",
     "options_from_args",
     "plan_runs",
     "plan_steps",
@@ -94,7 +95,7 @@ def clean_workdir(workdir: Path) -> None:
     if not workdir.is_dir():
         return
     for path in workdir.iterdir():
-        if path.name in ("data", "base", "sft") or path.name.startswith("grpo-"):
+        if path.name in ("data", "base", "sft", "retrieval") or path.name.startswith("grpo-"):
             shutil.rmtree(path, ignore_errors=True)
         elif path.name == "service.log":
             path.unlink()
@@ -132,7 +133,7 @@ def run_experiment(options: ExperimentOptions) -> dict[str, Any]:
         # for a descheduled thread: measured here, greedy decoding ran 13x faster on one thread.
         torch.set_num_threads(options.torch_threads)
     workers = options.service_workers or (os.cpu_count() or 1)
-    service = RewardServiceProcess(workers=workers, log_path=options.workdir / "service.log").start()
+    service = start_service(options, workers)  # with the retrieval splits' search index
     report: dict[str, Any] = {
         "command": options.command,
         "argv": sys.argv,
@@ -144,6 +145,7 @@ def run_experiment(options: ExperimentOptions) -> dict[str, Any]:
         "environment": _environment(device),
         "service": {"base_url": service.base_url, "workers": workers},
         "torch_threads": options.torch_threads,
+        "grpo_settings": options.size.grpo_settings(),
         "timings": timings,
         "evaluations": [],
         "grpo_runs": [],
@@ -311,6 +313,40 @@ def run_experiment(options: ExperimentOptions) -> dict[str, Any]:
     return report
 
 
+def grpo_changes(
+    size: ExperimentSize,
+    lr: float | None,
+    beta: float | None,
+    temperature: float | None,
+    prompts: int | None,
+) -> dict[str, Any]:
+    """The size's GRPO fields that `--grpo-lr`, `--grpo-beta`, `--grpo-temperature` and `--grpo-prompts`
+    replace (None: keep the size's). Prompts per step become gradient-accumulation micro-batches of the
+    size's batch, so every prompt keeps its `num_generations` completions in one group."""
+    changes: dict[str, Any] = {}
+    if lr is not None:
+        if not lr > 0:
+            raise ValueError(f"--grpo-lr must be positive, got {lr}")
+        changes["grpo_lr"] = lr
+    if beta is not None:
+        if not beta >= 0:
+            raise ValueError(f"--grpo-beta must be zero or positive, got {beta}")
+        changes["grpo_beta"] = beta
+    if temperature is not None:
+        if not temperature > 0:
+            raise ValueError(f"--grpo-temperature must be positive (GRPO samples), got {temperature}")
+        changes["temperature"] = temperature
+    if prompts is not None:
+        completions = prompts * size.num_generations
+        if prompts < 1 or completions % size.grpo_batch:
+            raise ValueError(
+                f"--grpo-prompts: {prompts} prompts x {size.num_generations} completions must be a positive "
+                f"multiple of the {size.name} size's batch of {size.grpo_batch}"
+            )
+        changes["grpo_grad_accum"] = completions // size.grpo_batch
+    return changes
+
+
 def options_from_args(
     size: str,
     out: str | None,
@@ -329,12 +365,16 @@ def options_from_args(
     torch_threads: int | None = None,
     reuse_sft: bool = False,
     sft_steps: int | None = None,
+    grpo_lr: float | None = None,
+    grpo_beta: float | None = None,
+    grpo_temperature: float | None = None,
+    grpo_prompts: int | None = None,
 ) -> ExperimentOptions:
     """Validate the command line into `ExperimentOptions` (a bad value raises ValueError naming the flag)."""
     if size not in SIZES:
         raise ValueError(f"--size: expected one of {', '.join(SIZES)}, got {size!r}")
     chosen = SIZES[size]
-    changes: dict[str, Any] = {}
+    changes: dict[str, Any] = grpo_changes(chosen, grpo_lr, grpo_beta, grpo_temperature, grpo_prompts)
     if grpo_steps is not None:
         if grpo_steps < 1:
             raise ValueError("--grpo-steps must be at least 1")

@@ -38,6 +38,32 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------------- GRPO settings
+def grpo_settings(report: dict[str, Any]) -> dict[str, Any]:
+    """The GRPO hyper-parameters a report ran with; reports written before they were recorded
+    (no `grpo_settings`) had no KL term, and the rest follows from their size."""
+    if "grpo_settings" in report:
+        return dict(report["grpo_settings"])
+    size = report["size"]
+    completions = size["grpo_batch"] * size["grpo_grad_accum"]
+    return {
+        "learning_rate": size["grpo_lr"],
+        "beta": size.get("grpo_beta", 0.0),
+        "temperature": size["temperature"],
+        "prompts_per_step": completions // size["num_generations"],
+        "num_generations": size["num_generations"],
+        "completions_per_step": completions,
+    }
+
+
+def describe_grpo_settings(settings: dict[str, Any]) -> str:
+    """One line, e.g. `lr 2e-05, KL beta 0.04, temperature 1.0, 2 prompts x 8 completions per step`."""
+    return (
+        f"lr {settings['learning_rate']:g}, KL beta {settings['beta']:g}, temperature {settings['temperature']:g}, "
+        f"{settings['prompts_per_step']} prompts x {settings['num_generations']} completions per step"
+    )
+
+
 # ---------------------------------------------------------------------------- tables
 def _label(method: str) -> str:
     return "SFT (A)" if method == "sft" else f"GRPO {method}"
@@ -128,6 +154,7 @@ def render_report(report: dict[str, Any]) -> str:
         f"MENTOR in miniature ({size['name']} size, {report['environment']['device']}"
         + (f", {report['environment']['gpu']}" if "gpu" in report["environment"] else "")
         + f"), seeds {','.join(map(str, report['seeds']))}, data seed {report['data_seed']}",
+        "GRPO settings: " + describe_grpo_settings(grpo_settings(report)),
         "",
         "Answer accuracy, greedy decoding (rows: method; columns: in-domain test and each out-of-domain split):",
         tables["accuracy"],

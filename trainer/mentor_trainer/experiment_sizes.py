@@ -55,10 +55,28 @@ class ExperimentSize:
     min_steps_per_seed: int
     intermediate_size: int | None = None  # None: 4 × hidden
     phrases: bool = False  # the tokenizer's phrase merges and one token per digit (see tiny.TinyModelConfig)
+    # GRPO's KL coefficient (TRL's `beta`); 0 loads no reference model. Non-zero keeps the policy near
+    # checkpoint A, which the issue-11 settings study needed (lr 2e-4 without it lowered A's accuracy).
+    grpo_beta: float = 0.0
 
     @property
     def completions_per_step(self) -> int:
         return self.grpo_batch * self.grpo_grad_accum
+
+    @property
+    def prompts_per_step(self) -> int:
+        return self.completions_per_step // self.num_generations
+
+    def grpo_settings(self) -> dict[str, float | int]:
+        """The GRPO hyper-parameters a study varies, as recorded in experiment.json and its tables."""
+        return {
+            "learning_rate": self.grpo_lr,
+            "beta": self.grpo_beta,
+            "temperature": self.temperature,
+            "prompts_per_step": self.prompts_per_step,
+            "num_generations": self.num_generations,
+            "completions_per_step": self.completions_per_step,
+        }
 
 
 SIZES: dict[str, ExperimentSize] = {

@@ -89,6 +89,18 @@ def _configure_experiment(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--eval-rows", type=int, default=None, help="rows per evaluated split (default: 40 for cpu, all otherwise)"
     )
+    grpo = p.add_argument_group("GRPO settings (default: the size's; recorded in experiment.json)")
+    grpo.add_argument("--grpo-lr", type=float, default=None, help="GRPO learning rate (cpu: 2e-4)")
+    grpo.add_argument(
+        "--grpo-beta", type=float, default=None, help="KL coefficient to checkpoint A, TRL's beta (default 0: no KL)"
+    )
+    grpo.add_argument("--grpo-temperature", type=float, default=None, help="GRPO sampling temperature (default 1.0)")
+    grpo.add_argument(
+        "--grpo-prompts",
+        type=int,
+        default=None,
+        help="prompts per GRPO step, each with the size's completions per prompt (cpu: 2 x 8)",
+    )
     p.add_argument("--service-workers", type=int, default=None, help="scoring processes (default: one per core)")
     p.add_argument(
         "--torch-threads",
@@ -143,6 +155,10 @@ def _run_experiment(args: argparse.Namespace) -> int:
         command=args.command_label,
         torch_threads=args.torch_threads,
         reuse_sft=args.reuse_sft,
+        grpo_lr=args.grpo_lr,
+        grpo_beta=args.grpo_beta,
+        grpo_temperature=args.grpo_temperature,
+        grpo_prompts=args.grpo_prompts,
     )
     report = run_experiment(options)
     if args.json:
