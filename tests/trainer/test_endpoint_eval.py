@@ -1,0 +1,340 @@
+"""`mentor-train eval --endpoint`: benchmark splits and BFCL's single-turn categories over a chat endpoint.
+
+- End to end: a real `transformers serve` process serving a tiny Qwen2 built here (random weights,
+  a locally trained tokenizer, TRL's Qwen 2.5 template with tools) is evaluated through the CLI on
+  two benchmark splits and EVERY single-turn BFCL category in the wheel, a few cases each. Its
+  numbers are near zero; what is checked is the pipeline: every category ran to completion, every
+  case is judged or counted as an error, the tables and raw outputs are written, and BFCL's checker
+  gave a verdict beside ours on every judged case.
+- An oracle endpoint (an in-process httpx transport whose "model" answers with the ground truth:
+  the benchmark's reference calls, BFCL's first acceptable values; labelled as such) checks the
+  judging itself: real tool execution in the multi-turn loop gives accuracy 1, BFCL's checker and
+  our engine both accept the ground truth and both reject a changed argument.
+- Table tests of the pure parts (tools sent, names mapped back, Java/JavaScript values read back).
+
+The bfcl-eval wheel is downloaded from PyPI (no dependencies) into bench/_downloads once, shared
+with bench/bfcl_agreement.py; without network and without a cached wheel these tests skip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from trainer_helpers import ROOT
+
+from mentor_trainer import bfcl_data
+from mentor_trainer.benchmark import generate_split, load_rows, write_benchmark
+from mentor_trainer.bfcl_data import openai_tools
+from mentor_trainer.endpoint_eval import EndpointEvalOptions, resolve_categories, run_endpoint_eval, typed_arguments
+
+CACHE = ROOT / "bench" / "_downloads"
+PY_AST = ("simple_python", "multiple", "parallel", "parallel_multiple", "live_simple", "live_multiple")
+
+
+@pytest.fixture(scope="module")
+def wheel() -> Path:
+    try:
+        return bfcl_data.wheel_path(CACHE)
+    except RuntimeError as exc:
+        pytest.skip(f"no bfcl-eval wheel (offline?): {exc}")
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bench")
+    splits = {
+        "test": generate_split("test", "in_domain", 3, seed=5),
+        "ood_units": generate_split("ood_units", "units", 2, seed=5),
+    }
+    write_benchmark(out, splits, seed=5, parquet=False)
+    return out
+
+
+# ---------------------------------------------------------------------------- pure parts
+def _case(category: str, functions: list[dict[str, Any]]) -> bfcl_data.BfclCase:
+    return bfcl_data.BfclCase("x_0", category, [{"role": "user", "content": "hi"}], functions, None)
+
+
+def test_tools_sent_and_names_mapped_back() -> None:
+    fn = {
+        "name": "math.gcd",
+        "description": "GCD.",
+        "parameters": {
+            "type": "dict",
+            "properties": {
+                "pair": {"type": "tuple", "items": {"type": "integer"}, "description": "two numbers"},
+                "opts": {"type": "dict", "properties": {"tol": {"type": "float", "description": "t"}}},
+                "what": {"type": "any", "description": "anything"},
+            },
+            "required": ["pair"],
+        },
+    }
+    tools, names = openai_tools(_case("simple_python", [fn]))
+    sent = tools[0]["function"]
+    assert sent["name"] == "math_gcd" and names == {"math_gcd": "math.gcd"}
+    props = sent["parameters"]["properties"]
+    assert sent["parameters"]["type"] == "object"
+    assert (props["pair"]["type"], props["pair"]["items"]["type"]) == ("array", "integer")
+    assert (props["opts"]["type"], props["opts"]["properties"]["tol"]["type"]) == ("object", "number")
+    assert props["what"]["type"] == "string"
+    java, _ = openai_tools(_case("simple_java", [fn]))
+    jprops = java[0]["function"]["parameters"]["properties"]
+    assert {p["type"] for p in jprops.values()} == {"string"}
+    assert "Java value of type tuple" in jprops["pair"]["description"] and "items" not in jprops["pair"]
+
+
+@pytest.mark.parametrize(
+    ("category", "kind", "value", "expected"),
+    [
+        ("simple_java", "boolean", "true", True),
+        ("simple_java", "long", "42L", 42),
+        ("simple_java", "double", "2.5", 2.5),
+        ("simple_java", "ArrayList", '["a", "b"]', ["a", "b"]),
+        ("simple_java", "ArrayList", "Arrays.asList(1)", "Arrays.asList(1)"),
+        ("simple_java", "any", "mapController", "mapController"),
+        ("simple_javascript", "dict", '{"a": 1}', {"a": 1}),
+        ("simple_javascript", "integer", "x", "x"),
+        ("simple_python", "integer", "7", "7"),
+    ],
+    ids=lambda v: str(v)[:20],
+)
+def test_typed_arguments(category: str, kind: str, value: str, expected: Any) -> None:
+    fn = {"name": "f", "parameters": {"type": "dict", "properties": {"v": {"type": kind}}}}
+    assert typed_arguments(_case(category, [fn]), "f", {"v": value}) == {"v": expected}
+
+
+def test_categories_resolve_against_the_wheel(wheel: Path) -> None:
+    present = resolve_categories(("all",), wheel)
+    assert present == list(bfcl_data.SINGLE_TURN_CATEGORIES)  # this wheel has all thirteen
+    assert resolve_categories(("parallel,irrelevance",), wheel) == ["parallel", "irrelevance"]
+    with pytest.raises(ValueError, match="multi_turn_base"):
+        resolve_categories(("multi_turn_base",), wheel)
+    with pytest.raises(ValueError, match="nothing to evaluate"):
+        EndpointEvalOptions(endpoint="http://x", model="m")
+
+
+# ---------------------------------------------------------------------------- an oracle endpoint
+def _first_acceptable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _first_acceptable(v[0]) for k, v in value.items() if v and v[0] != ""}
+    return value
+
+
+class Oracle:
+    """The "model" answers with the ground truth (or, `wrong`, with its first number changed)."""
+
+    def __init__(self, bench_rows: list[dict[str, Any]], cases: list[bfcl_data.BfclCase], wrong: bool) -> None:
+        self.rows = {r["prompt"][-1]["content"]: r for r in bench_rows}
+        self.cases = {json.dumps(c.messages): c for c in cases}
+        self.wrong = wrong
+        self.tool_results: list[str] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        messages = body["messages"]
+        case = self.cases.get(json.dumps(messages))
+        if case is not None:
+            return self._reply(self._bfcl(case, body["tools"]))
+        row = self.rows[next(m["content"] for m in messages if m["role"] == "user")]
+        self.tool_results += [m["content"] for m in messages if m["role"] == "tool"]
+        if messages[-1]["role"] == "tool":
+            return self._reply({"role": "assistant", "content": f"\\boxed{{{row['reference']['answer']}}}"})
+        calls = [{"name": c["name"], "arguments": c["arguments"]} for c in row["reference"]["calls"]]
+        return self._reply(self._calls(calls))
+
+    def _bfcl(self, case: bfcl_data.BfclCase, tools: list[dict[str, Any]]) -> dict[str, Any]:
+        if case.ground_truth is None:
+            if "irrelevance" in case.category:
+                return {"role": "assistant", "content": "None of these functions applies."}
+            return self._calls([{"name": tools[0]["function"]["name"], "arguments": {}}])
+        sent = {v: k for k, v in openai_tools(case)[1].items()}
+        calls = []
+        for call in case.ground_truth:
+            ((name, params),) = call.items()
+            arguments = _first_acceptable(params)
+            if self.wrong:
+                key = next(k for k, v in arguments.items() if isinstance(v, int | float) and not isinstance(v, bool))
+                arguments[key] += 1000
+            calls.append({"name": sent[name], "arguments": arguments})
+        return self._calls(calls)
+
+    @staticmethod
+    def _calls(calls: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": f"c{i}",
+                    "type": "function",
+                    "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])},
+                }
+                for i, c in enumerate(calls)
+            ],
+        }
+
+    @staticmethod
+    def _reply(message: dict[str, Any]) -> httpx.Response:
+        reason = "tool_calls" if message.get("tool_calls") else "stop"
+        return httpx.Response(200, json={"choices": [{"message": message, "finish_reason": reason}]})
+
+
+def _oracle_run(wheel: Path, bench: Path, categories: tuple[str, ...], wrong: bool) -> tuple[dict[str, Any], Oracle]:
+    from mentor_client.adapters.trl_tools import ToolExecutor
+
+    rows = load_rows(bench, "test") + load_rows(bench, "ood_units")
+    cases = [c for cat in categories for c in bfcl_data.load_cases(wheel, cat, 3)]
+    oracle = Oracle(rows, cases, wrong)
+    options = EndpointEvalOptions(
+        endpoint="http://oracle.test/v1",
+        model="oracle",
+        splits=("test", "ood_units"),
+        bfcl_categories=categories,
+        limit=3,
+        bfcl_cache=str(CACHE),
+        max_retries=0,
+    )
+    runner = ToolExecutor(local=True)
+    try:
+        result = run_endpoint_eval(
+            options, runner, data_dir=bench, progress=False, transport=httpx.MockTransport(oracle)
+        )
+    finally:
+        runner.close()
+    return result, oracle
+
+
+@pytest.mark.slow
+def test_oracle_ground_truth_passes_both_judges(wheel: Path, bench: Path) -> None:
+    categories = ("simple_python", "multiple", "parallel", "live_simple", "irrelevance", "live_relevance")
+    result, oracle = _oracle_run(wheel, bench, categories, wrong=False)
+    # The benchmark loop executed the reference calls for real: the tool messages are the results.
+    expected = [
+        str(c["result"])
+        for r in load_rows(bench, "test") + load_rows(bench, "ood_units")
+        for c in r["reference"]["calls"]
+    ]
+    assert sorted(oracle.tool_results) == sorted(expected) and expected
+    for split in ("test", "ood_units"):
+        metrics = result["splits"][split]
+        assert (metrics["accuracy"], metrics["tool_name_f1"], metrics["argument_score"]) == (1.0, 1.0, 1.0), split
+        assert metrics["request_errors"] == 0
+    table = result["bfcl"]["categories"]
+    assert list(table) == [*categories, "all"]
+    for category in categories:
+        m = table[category]
+        assert (m["n"], m["judged"], m["request_errors"], m["scoring_errors"]) == (3, 3, 0, 0), category
+        assert (m["bfcl_accuracy"], m["our_accuracy"], m["agreement"]) == (1.0, 1.0, 1.0), category
+
+
+@pytest.mark.slow
+def test_oracle_changed_number_fails_both_judges(wheel: Path, bench: Path) -> None:
+    result, _ = _oracle_run(wheel, bench, ("simple_python",), wrong=True)
+    m = result["bfcl"]["categories"]["simple_python"]
+    assert (m["judged"], m["bfcl_accuracy"], m["our_accuracy"], m["agreement"]) == (3, 0.0, 0.0, 1.0)
+    assert 0.0 < m["arguments"] < 1.0  # partial credit: the other arguments still match
+
+
+# ---------------------------------------------------------------------------- a real server
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def _serve(model_dir: Path, log: Path) -> Iterator[str]:
+    """`transformers serve` on a free port; killed (its whole process group) when the block ends."""
+    port = _free_port()
+    exe = Path(sys.executable).with_name("transformers")
+    cmd = [str(exe), "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
+    # One thread: the tiny model is latency-bound, and the test machine's other cores are busy.
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        # A generous bound only against a hang: a loaded 2-core machine starts it in well under a minute.
+        deadline = time.monotonic() + 600
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"transformers serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=5.0).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"transformers serve not healthy:\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, 15)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def tiny_served_model(bench: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Qwen2 and its tokenizer in ONE folder, as `transformers serve` loads both from the path."""
+    from mentor_trainer.chat import render_conversation
+    from mentor_trainer.tiny import TinyModelConfig, build_model, build_tokenizer
+
+    corpus = [render_conversation(r["messages"]) for s in ("test", "ood_units") for r in load_rows(bench, s)] * 4
+    tokenizer = build_tokenizer(corpus, vocab_size=400)
+    model = build_model(tokenizer, TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1))
+    out = tmp_path_factory.mktemp("served") / "model"
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_transformers_serve_every_bfcl_category(
+    wheel: Path, bench: Path, tiny_served_model: Path, tmp_path: Path
+) -> None:
+    from transformers.utils.import_utils import is_serve_available
+
+    from mentor_trainer.cli import main
+
+    if not is_serve_available():
+        pytest.skip("`transformers serve` needs its serving extra (openai, fastapi, uvicorn)")
+    out = tmp_path / "eval"
+    with _serve(tiny_served_model, tmp_path / "serve.log") as url:
+        argv = ["eval", "--endpoint", url, "--model", str(tiny_served_model), "--local", "--data", str(bench)]
+        argv += ["--split", "test,ood_units", "--bfcl-categories", "all", "--limit", "2", "--max-new-tokens", "12"]
+        argv += ["--bfcl-cache", str(CACHE), "--concurrency", "2", "--out", str(out), "--json"]
+        assert main(argv) == 0
+    report = json.loads((out / "eval.json").read_text())
+    categories = report["bfcl"]["categories"]
+    assert list(categories) == [*bfcl_data.SINGLE_TURN_CATEGORIES, "all"]
+    for name in bfcl_data.SINGLE_TURN_CATEGORIES:
+        m = categories[name]
+        assert m["n"] == 2 and m["judged"] + m["request_errors"] + m["scoring_errors"] == 2, (name, m)
+        # Both judges spoke on every judged case.
+        assert m["judged"] == 0 or m["agreement"] is not None
+    assert categories["all"]["judged"] >= 13  # most cases get an answer from the server
+    raw = [json.loads(line) for line in (out / "bfcl_outputs.jsonl").read_text().splitlines()]
+    assert len(raw) == 26 and len({r["id"] for r in raw}) == 26
+    for r in raw:
+        assert ("error" in r) or ("bfcl" in r and "ours" in r and "agree" in r), r
+    table = (out / "bfcl_table.md").read_text()
+    assert all(f"| {name} |" in table for name in bfcl_data.SINGLE_TURN_CATEGORIES) and "| **all** |" in table
+    assert set(report["splits"]) == {"test", "ood_units"}
+    assert all(m["n"] + m["request_errors"] == 2 for m in report["splits"].values())
+    rollouts = (out / "rollouts.jsonl").read_text().splitlines()
+    assert len(rollouts) == 4  # --limit 2 per split
