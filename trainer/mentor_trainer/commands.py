@@ -347,8 +347,8 @@ def _run_grpo(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- eval
 def _configure_eval(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="benchmark folder (from make-data)")
-    p.add_argument("--model", required=True, help="model folder")
+    p.add_argument("--data", default=None, help="benchmark folder (from make-data); optional with --endpoint")
+    p.add_argument("--model", required=True, help="model folder (with --endpoint: the model name it serves)")
     p.add_argument(
         "--split",
         action="append",
@@ -369,6 +369,28 @@ def _configure_eval(p: argparse.ArgumentParser) -> None:
         help="write OUT/eval.json and OUT/rollouts.jsonl (default MODEL/eval: read the rollouts when a number "
         "looks wrong)",
     )
+    served = p.add_argument_group("a model served elsewhere (see docs/evaluation.md)")
+    served.add_argument(
+        "--endpoint", default=None, help="OpenAI-compatible base URL (vLLM, SGLang, transformers serve)"
+    )
+    served.add_argument(
+        "--endpoint-api-key",
+        default=None,
+        help="its Bearer token; default $MENTOR_ENDPOINT_API_KEY, else $OPENAI_API_KEY",
+    )
+    served.add_argument(
+        "--bfcl-categories",
+        action="append",
+        default=None,
+        help="BFCL single-turn categories (repeatable or comma-separated; 'all'); --limit applies per category",
+    )
+    served.add_argument(
+        "--bfcl-cache", default=None, help="folder for the bfcl-eval wheel (default $MENTOR_BFCL_CACHE)"
+    )
+    served.add_argument("--concurrency", type=int, default=8, help="requests in flight")
+    served.add_argument("--max-retries", type=int, default=3, help="retries on connection errors, 408/429 and 5xx")
+    served.add_argument("--request-timeout", type=float, default=300.0, help="seconds per request")
+    served.add_argument("--extra-body", default=None, help="JSON merged into every request, e.g. '{\"top_p\": 0.9}'")
     _json_flag(p)
 
 
@@ -389,11 +411,19 @@ def _splits(values: list[str] | None, data: str) -> tuple[str, ...]:
         "mentor-train eval --data data/bench --model runs/grpo --split test --split ood_long --local",
         "mentor-train eval --data data/bench --model runs/grpo --split all "
         "--reward-url http://127.0.0.1:8000 --out runs/grpo/eval",
+        "mentor-train eval --endpoint http://127.0.0.1:8001/v1 --model Qwen/Qwen2.5-7B-Instruct --local "
+        "--data data/bench --split test --bfcl-categories all --out runs/eval-qwen",
     ),
     configure=_configure_eval,
 )
 def _run_eval(args: argparse.Namespace) -> int:
     configure_offline()
+    if args.endpoint:
+        from .endpoint_eval import endpoint_command
+
+        return endpoint_command(args)
+    if args.data is None:
+        raise ValueError("--data is required (the benchmark folder), unless --endpoint is given")
     from mentor_client.adapters.trl_tools import ToolExecutor
 
     from .evaluate import EvalOptions, run_eval
