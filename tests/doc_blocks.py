@@ -104,17 +104,30 @@ def block(block_id: str) -> Block:
     return found[0]
 
 
+def _without_comment(line: str) -> str:
+    """`line` without a trailing `# comment` (a `#` outside quotes, after a space)."""
+    quote = ""
+    for index, char in enumerate(line):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and (index == 0 or line[index - 1].isspace()):
+            return line[:index].rstrip()
+    return line
+
+
 def shell_lines(body: str) -> list[str]:
-    """A shell block's commands: continuation lines joined, blank and comment lines dropped."""
+    """A shell block's commands: continuation lines joined, comments and blank lines dropped."""
     commands: list[str] = []
     pending = ""
     for raw in body.splitlines():
         if raw.rstrip().endswith("\\"):
             pending += raw.rstrip()[:-1].rstrip() + " "
             continue
-        line = (pending + raw).strip()
+        line = _without_comment(pending + raw).strip()
         pending = ""
-        if line and not line.startswith("#"):
+        if line:
             commands.append(line)
     return commands
 
