@@ -21,7 +21,7 @@ from trainer_helpers import cli, subprocess_env
 from mentor_trainer.experiment import SIZES, busy_seconds, options_from_args, plan_runs, plan_steps
 from mentor_trainer.experiment_report import describe_grpo_settings, grpo_settings
 
-SPLITS = ["test", "ood_long", "ood_combo", "ood_dates", "ood_units"]
+SPLITS = ["test", "ood_long", "ood_combo", "ood_dates", "ood_retrieval", "ood_retrieval_2hop", "ood_units"]
 METHODS = ["sparse", "mentor", "flexible", "strict"]
 TOOL_METRICS = ("accuracy", "call_rate", "invalid_tool_rate", "tool_name_f1", "argument_score")
 STEPS = 4

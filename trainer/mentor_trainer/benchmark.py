@@ -9,7 +9,8 @@ way the MENTOR paper does:
 - `train` / `test`: in-domain, 1-2 calls, every calculator tool alone plus a fixed set of pairs;
 - `ood_long`: chains of 3-4 calls built from in-domain tools;
 - `ood_combo`: pairs of (seen) tools never paired in training;
-- `ood_<toolset>`: another domain with different tools (e.g. `ood_units`).
+- `ood_<group>`: another domain with different tools (e.g. `ood_units`; `ood_retrieval` and
+  `ood_retrieval_2hop` when the retrieval family is enabled, see `families_retrieval`).
 
 Generation is seeded per split (`random.Random(f"{seed}:{split}")`) and test questions that also
 occur in `train` are dropped, so two runs with one seed write identical files.
@@ -51,13 +52,15 @@ class BenchmarkSizes:
 
 
 def split_groups() -> dict[str, str]:
-    """Split name → family group. Other domains appear when their toolset is registered."""
+    """Split name → family group. Another domain's group becomes `ood_<group>` once the toolsets its
+    families use are registered (`units`, `dates`; `retrieval` and `retrieval_2hop` after
+    `families_retrieval.enable()`)."""
     from mentor_server.toolsets import list_toolsets
 
     registered = {ts.name for ts in list_toolsets()}
     splits = {"train": "in_domain", "test": "in_domain", "ood_long": "ood_long", "ood_combo": "ood_combo"}
-    for group in FAMILIES:
-        if group not in ("in_domain", "ood_long", "ood_combo") and group in registered:
+    for group, families in FAMILIES.items():
+        if group not in ("in_domain", "ood_long", "ood_combo") and all(f.toolset in registered for f in families):
             splits[f"ood_{group}"] = group
     return splits
 

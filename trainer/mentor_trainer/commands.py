@@ -120,6 +120,12 @@ def _configure_make_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-size", type=int, default=200)
     p.add_argument("--ood-size", type=int, default=200, help="rows in each out-of-domain split")
     p.add_argument("--no-parquet", action="store_true", help="write JSONL only")
+    p.add_argument(
+        "--retrieval",
+        action="store_true",
+        help="add the retrieval family's splits (ood_retrieval: one search, ood_retrieval_2hop: two) and write "
+        "OUT/retrieval: its corpus, search index and the toolsets file a service needs to serve its tool",
+    )
     _json_flag(p)
 
 
@@ -132,21 +138,28 @@ def _configure_make_data(p: argparse.ArgumentParser) -> None:
     examples=(
         "mentor-train make-data --out data/bench --seed 0",
         "mentor-train make-data --out data/small --train-size 200 --test-size 50 --ood-size 50",
+        "mentor-train make-data --out data/bench --retrieval",
     ),
     configure=_configure_make_data,
 )
 def _run_make_data(args: argparse.Namespace) -> int:
     from .benchmark import BenchmarkSizes, generate_benchmark, write_benchmark
+    from .families_retrieval import enable, write_index
 
+    if args.retrieval:
+        enable()
     sizes = BenchmarkSizes(train=args.train_size, test=args.test_size, ood=args.ood_size)
     splits = generate_benchmark(seed=args.seed, sizes=sizes, progress=not args.json)
     manifest = write_benchmark(args.out, splits, seed=args.seed, parquet=not args.no_parquet)
+    toolsets = write_index(Path(args.out) / "retrieval") if args.retrieval else None
     if args.json:
-        _print(manifest, True)
+        _print({**manifest, "retrieval_toolsets": None if toolsets is None else str(toolsets)}, True)
     else:
         for name, info in manifest["splits"].items():
             print(f"{name:>10}: {info['rows']:>5} rows  {', '.join(info['families'])}")
         print(f"wrote {args.out}")
+        if toolsets is not None:
+            print(f"serve the retrieval splits' tool with: MENTOR_TOOLSETS={toolsets} mentor-reward serve")
     return 0
 
 
@@ -428,10 +441,13 @@ def _run_eval(args: argparse.Namespace) -> int:
 
     from .evaluate import EvalOptions, run_eval
 
+    # In-process tools and scoring load the retrieval family's search index when make-data wrote one.
+    retrieval = Path(args.data) / "retrieval" / "toolsets.json"
     runner = ToolExecutor(
         None if args.local else args.reward_url or os.environ.get("MENTOR_REWARD_URL"),
         local=args.local,
         api_key=args.api_key,
+        toolset_files=[retrieval] if args.local and retrieval.is_file() else (),
     )
     options = EvalOptions(
         splits=_splits(args.split, args.data),

@@ -10,6 +10,8 @@ The finished conversations are scored by the reward engine (the service's score 
 local backend) with the `flexible` preset by default, whose components are the metrics the MENTOR
 paper reports: `outcome` (answer accuracy), `tool_names` (tool-name F1 against the teacher),
 `arguments` (optimally paired argument score), plus the engine's call and invalid-tool counts.
+Rows of a family whose answers are words keep the preset but take that family's outcome judge
+(`families_retrieval.EVAL_OVERRIDES`: SQuAD exact match for the `retrieval` toolset's rows).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 from mentor_client.adapters.trl_tools import ToolExecutor
 
 from .chat import assistant_message, parse_assistant_turn
+from .families_retrieval import EVAL_OVERRIDES, serve_retrieval
 from .runtime import configure_offline
 
 METRICS = (
@@ -186,7 +189,7 @@ def score_rollouts(
             }
             for i in indexes
         ]
-        response = runner.backend.score(items, preset=preset, toolset=toolset)
+        response = runner.backend.score(items, preset=preset, toolset=toolset, overrides=EVAL_OVERRIDES.get(toolset))
         for i, result in zip(indexes, response.results, strict=True):
             results[i] = result.model_dump(mode="json")
     return results
@@ -263,6 +266,7 @@ def evaluate_splits(
     """
     splits = list(per_split)
     rows = [r for s in splits for r in per_split[s]]
+    serve_retrieval(runner, {r.get("toolset") or "calculator" for r in rows})
     rollouts = rollout(
         model,
         tokenizer,

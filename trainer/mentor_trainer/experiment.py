@@ -47,10 +47,10 @@ from .experiment_stages import (
     evaluate_checkpoint,
     run_grpo_stage,
     run_sft_stage,
+    start_service,
 )
 from .experiment_timing import CALIBRATION_STEPS, BudgetPlan, busy_seconds, plan_runs, plan_steps
 from .runtime import configure_offline
-from .service import RewardServiceProcess
 
 __all__ = [
     "CALIBRATION_STEPS",
@@ -95,7 +95,7 @@ def clean_workdir(workdir: Path) -> None:
     if not workdir.is_dir():
         return
     for path in workdir.iterdir():
-        if path.name in ("data", "base", "sft") or path.name.startswith("grpo-"):
+        if path.name in ("data", "base", "sft", "retrieval") or path.name.startswith("grpo-"):
             shutil.rmtree(path, ignore_errors=True)
         elif path.name == "service.log":
             path.unlink()
@@ -133,7 +133,7 @@ def run_experiment(options: ExperimentOptions) -> dict[str, Any]:
         # for a descheduled thread: measured here, greedy decoding ran 13x faster on one thread.
         torch.set_num_threads(options.torch_threads)
     workers = options.service_workers or (os.cpu_count() or 1)
-    service = RewardServiceProcess(workers=workers, log_path=options.workdir / "service.log").start()
+    service = start_service(options, workers)  # with the retrieval splits' search index
     report: dict[str, Any] = {
         "command": options.command,
         "argv": sys.argv,

@@ -1,5 +1,6 @@
-"""The stages of `mentor-train experiment`: benchmark, tokenizer + decoder from scratch, SFT
-(checkpoint A), GRPO from A under one reward with timed rewards and tools, and greedy evaluation."""
+"""The stages of `mentor-train experiment`: the reward service (with the retrieval family's search
+index), benchmark, tokenizer + decoder from scratch, SFT (checkpoint A), GRPO from A under one
+reward with timed rewards and tools, and greedy evaluation."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from .experiment_report import _mean
 from .experiment_sizes import EVAL_PRESET, ExperimentOptions, ExperimentSize
 from .experiment_timing import Planner, TimedReward, TimedToolRunner, _step_clock, busy_seconds
 from .runtime import configure_offline
+from .service import RewardServiceProcess
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -60,10 +62,25 @@ def _environment(device: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- stages
-def build_data(options: ExperimentOptions) -> tuple[Path, dict[str, Any], list[str]]:
-    """Write the benchmark; returns its folder, manifest, and the evaluated splits (test first)."""
-    from .benchmark import BenchmarkSizes, generate_benchmark, write_benchmark
+def start_service(options: ExperimentOptions, workers: int) -> RewardServiceProcess:
+    """Start the reward service with the built-in toolsets plus `retrieval`: the generated world's
+    corpus indexed in `workdir/retrieval` (as `mentor-reward index build` does), so the retrieval
+    splits' `search` calls run in the service like every other tool call. Returns at once."""
+    from .families_retrieval import write_index
 
+    toolsets = write_index(options.workdir / "retrieval")
+    return RewardServiceProcess(
+        workers=workers, log_path=options.workdir / "service.log", toolset_files=[toolsets]
+    ).start()
+
+
+def build_data(options: ExperimentOptions) -> tuple[Path, dict[str, Any], list[str]]:
+    """Write the benchmark, the retrieval family's two out-of-domain splits included; returns its
+    folder, manifest, and the evaluated splits (test first)."""
+    from .benchmark import BenchmarkSizes, generate_benchmark, write_benchmark
+    from .families_retrieval import enable
+
+    enable()
     size = options.size
     sizes = BenchmarkSizes(train=size.train_rows, test=size.test_rows, ood=size.ood_rows)
     splits = generate_benchmark(seed=options.data_seed, sizes=sizes)

@@ -8,24 +8,27 @@ document each, cross-referencing each other. The corpus depends on nothing but `
 every process that needs it (data generation, evaluation, the reward's tool execution) builds the
 same one, and `write_corpus` exports it for `mentor-reward index build` and the service.
 
-Questions come in two groups:
+Questions come in two groups, each an out-of-domain split of the benchmark once enabled:
 
-- `retrieval_one_hop` (in-domain for retrieval): one search for the entity the question names,
-  e.g. "In what year was the town of Brelmor founded?";
-- `retrieval_multi_hop` (out-of-domain): two chained searches, the second for an entity that only
-  the first result names, e.g. "In what year was the birthplace of Ostrava Kell founded?".
+- `retrieval` → split `ood_retrieval`: one search for the entity the question names, e.g.
+  "In what year was the town of Brelmor founded?";
+- `retrieval_2hop` → split `ood_retrieval_2hop`: two chained searches, the second for an entity
+  that only the first result names, e.g. "In what year was the birthplace of Ostrava Kell founded?".
 
 The programmatic teacher issues real `search` calls through the `retrieval` toolset, finds the
 entity's document among the hits by its title, and reads the answer *from the retrieved text*
 (a draw whose document is not retrieved is dropped and redrawn), so the trace's results are what
 the tool returned and the answer is what the documents say. Answers are words or years, judged by
-the engine's QA judge (`RETRIEVAL_SPEC`: the `mentor` preset with `judge.mode: qa_em`).
+the engine's QA judge: `RETRIEVAL_SPEC` (the `mentor` preset with `judge.mode: qa_em`) for
+training, and `EVAL_OVERRIDES` (the same outcome judge on top of the evaluation preset) when
+`evaluate` scores rows of this toolset.
 
-Nothing here is registered on import: `enable()` builds the index, registers the `retrieval`
-toolset and adds the groups to `FAMILIES`. The benchmark's `split_groups()` then lists
-`ood_retrieval` (both groups' families), since a group named after a registered toolset becomes
-an out-of-domain split; `retrieval_splits()` generates the one-hop train/test and multi-hop splits
-for an experiment that trains on retrieval itself.
+Nothing here is registered on import: `enable()` registers the `retrieval` toolset (an in-memory
+index) and adds the groups to `FAMILIES`, after which `benchmark.split_groups()` lists both splits
+(`mentor-train experiment` always does this; `mentor-train make-data --retrieval` on request).
+`write_index(folder)` exports the corpus, builds its index as `mentor-reward index build` does,
+and writes the toolsets file a service loads to serve the same tool. `retrieval_splits()`
+generates one-hop train/test splits for an experiment that trains on retrieval itself.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from .families import FAMILIES, Builder, GenerationError, Teacher, family
 
 __all__ = [
     "CORPUS_SEED",
+    "EVAL_OVERRIDES",
     "MULTI_HOP",
     "ONE_HOP",
     "RETRIEVAL",
@@ -52,15 +56,20 @@ __all__ = [
     "enable",
     "retrieval_splits",
     "retrieval_toolset",
+    "serve_retrieval",
     "verify_retrieval_row",
     "world",
     "write_corpus",
+    "write_index",
 ]
 
 RETRIEVAL = "retrieval"
-"""The toolset's name, and the family group that becomes the `ood_retrieval` split."""
-ONE_HOP = "retrieval_one_hop"
-MULTI_HOP = "retrieval_multi_hop"
+"""The toolset's name."""
+ONE_HOP = "retrieval"
+"""The one-search group (named after its toolset, as every other domain's group): split `ood_retrieval`."""
+MULTI_HOP = "retrieval_2hop"
+"""The two-search group: split `ood_retrieval_2hop`."""
+TOOLSET_DESCRIPTION = "Search a small encyclopedia of a fictional world."
 
 CORPUS_SEED = 2510
 _TOWNS, _PEOPLE, _WORKSHOPS = 240, 480, 240
@@ -81,6 +90,12 @@ RETRIEVAL_SPEC: dict[str, Any] = {
     },
 }
 """The `mentor` preset's weights and gates with the QA judge and this family's toolset."""
+
+EVAL_OVERRIDES: dict[str, dict[str, Any]] = {
+    RETRIEVAL: {"components": {"outcome": {"options": RETRIEVAL_SPEC["components"]["outcome"]["options"]}}}
+}
+"""Scoring overrides by toolset for evaluation: rows of this family keep the evaluation preset's
+components and weights, but their outcome is the family's QA judge (answers are words, not numbers)."""
 
 
 # ---------------------------------------------------------------------------- the world
@@ -244,7 +259,33 @@ def retrieval_toolset() -> Any:
     from mentor_server.toolsets.search_index import Document, SearchIndex
 
     index = SearchIndex.in_memory((Document(**d) for d in world().documents), source="the generated world")
-    return search_toolset(index, name=RETRIEVAL, description="Search a small encyclopedia of a fictional world.")
+    return search_toolset(index, name=RETRIEVAL, description=TOOLSET_DESCRIPTION)
+
+
+def write_index(folder: str | Path) -> Path:
+    """Export the corpus, index it, and describe the toolset for a service; returns the toolsets file.
+
+    Writes `corpus.jsonl`, `index/` (`mentor-reward index build`'s folder, rebuilt when present)
+    and `toolsets.json`, which names the `retrieval` toolset over that index: give it to a service
+    as `MENTOR_TOOLSETS=FOLDER/toolsets.json` (or the `toolsets:` list of its settings file).
+    """
+    import shutil
+
+    from mentor_server.toolsets.search_index import MANIFEST, build_index
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_corpus(folder / "corpus.jsonl")
+    index = folder / "index"
+    if index.exists():
+        if not (index / MANIFEST).is_file():  # never delete a folder this function did not write
+            raise FileExistsError(f"{index} exists and is not a search index; remove it or choose another folder")
+        shutil.rmtree(index)
+    build_index(folder / "corpus.jsonl", index, threads=1)  # one thread: one segment layout on every machine
+    entry = {"name": RETRIEVAL, "description": TOOLSET_DESCRIPTION, "search": {"index": "index"}}
+    toolsets = folder / "toolsets.json"
+    toolsets.write_text(json.dumps({"toolsets": [entry]}, indent=2) + "\n", encoding="utf-8")
+    return toolsets
 
 
 # ---------------------------------------------------------------------------- the teacher's reading
@@ -275,12 +316,6 @@ def _answer(t: Teacher, value: str, truth: Any) -> None:
     if value != str(truth):  # the corpus and the world disagree: a bug here, never a row
         raise AssertionError(f"read {value!r} from the documents, the world says {truth!r}")
     t.answer = value
-
-
-def _register(group: str, build: Builder) -> None:
-    """Add a family to its own group and to `retrieval`, the group the benchmark's OOD split reads."""
-    family(group, RETRIEVAL, "search")(build)
-    FAMILIES.setdefault(RETRIEVAL, []).append(FAMILIES[group][-1])
 
 
 # ---------------------------------------------------------------------------- one hop
@@ -358,8 +393,8 @@ _GROUPS: dict[str, tuple[Builder, ...]] = {
 def enable() -> None:
     """Register the `retrieval` toolset and the retrieval families (idempotent).
 
-    Afterwards `benchmark.split_groups()` includes `ood_retrieval`. Not done on import, so the
-    benchmark's default splits stay as they are unless a caller opts in.
+    Afterwards `benchmark.split_groups()` includes `ood_retrieval` and `ood_retrieval_2hop`. Not
+    done on import, so the benchmark's default splits stay as they are unless a caller opts in.
     """
     from mentor_server.toolsets import register_toolset
 
@@ -368,7 +403,7 @@ def enable() -> None:
         return
     for group, builders in _GROUPS.items():
         for build in builders:
-            _register(group, build)
+            family(group, RETRIEVAL, "search")(build)
 
 
 def disable() -> None:
@@ -376,20 +411,44 @@ def disable() -> None:
     from mentor_server.toolsets import unregister_toolset
 
     unregister_toolset(RETRIEVAL)
-    for group in (ONE_HOP, MULTI_HOP, RETRIEVAL):
+    for group in (ONE_HOP, MULTI_HOP):
         FAMILIES.pop(group, None)
+
+
+def serve_retrieval(runner: Any, toolsets: set[str]) -> None:
+    """Check, before any rollout, that `runner` serves the `retrieval` toolset when `toolsets` (those
+    of the rows about to be rolled out) include it; otherwise raise with the way to provide it (each
+    call would fail with the same error)."""
+    if RETRIEVAL not in toolsets:
+        return
+    served = {info.name for info in runner.backend.toolsets().toolsets}
+    if RETRIEVAL in served:
+        return
+    where = "this process" if runner.local else f"the service at {runner.base_url}"
+    provide = (
+        "ToolExecutor(local=True, toolset_files=[DATA/retrieval/toolsets.json]); `mentor-train eval --local` "
+        "passes that file when the data folder has it"
+        if runner.local
+        else "start the service with MENTOR_TOOLSETS=DATA/retrieval/toolsets.json"
+    )
+    raise RuntimeError(
+        f"the rows use the {RETRIEVAL!r} toolset, which {where} does not serve (it serves "
+        f"{', '.join(sorted(served))}); `mentor-train make-data --retrieval` writes DATA/retrieval/toolsets.json: "
+        f"{provide}"
+    )
 
 
 # ---------------------------------------------------------------------------- splits and checks
 def retrieval_splits(seed: int, train: int, test: int, ood: int) -> dict[str, list[dict[str, Any]]]:
-    """`retrieval_train` / `retrieval_test` (one hop) and `ood_multi_hop` (two hops); test rows never repeat train's."""
+    """`retrieval_train` / `retrieval_test` (one hop) and `ood_retrieval_2hop` (two hops); test rows never
+    repeat train's."""
     from .benchmark import generate_split
 
     enable()
     rows = {"retrieval_train": generate_split("retrieval_train", ONE_HOP, train, seed)}
     seen = {r["prompt"][-1]["content"] for r in rows["retrieval_train"]}
     rows["retrieval_test"] = generate_split("retrieval_test", ONE_HOP, test, seed, exclude=seen)
-    rows["ood_multi_hop"] = generate_split("ood_multi_hop", MULTI_HOP, ood, seed)
+    rows["ood_retrieval_2hop"] = generate_split("ood_retrieval_2hop", MULTI_HOP, ood, seed)
     return rows
 
 

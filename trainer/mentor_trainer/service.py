@@ -1,8 +1,9 @@
 """The reward service as a child process of a training run: the one launcher the trainer uses.
 
 `mentor-train demo` and `mentor-train experiment` start `python -m mentor_server.cli serve` (the
-same command the compose file runs) on a free port, wait for `/readyz`, read its request counters
-from `/metrics`, and stop it with its scoring workers. The service also dies with its parent, so a
+same command the compose file runs) on a free port, with extra toolsets files if asked (the
+experiment's `retrieval` search index), wait for `/readyz`, read its request counters from
+`/metrics`, and stop it with its scoring workers. The service also dies with its parent, so a
 run that is killed leaves nothing behind.
 """
 
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,10 +80,17 @@ class RewardServiceProcess:
     leaves no server (or scoring workers) behind. Start it from the thread that outlives it.
     """
 
-    def __init__(self, port: int | None = None, workers: int | None = None, log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        workers: int | None = None,
+        log_path: Path | None = None,
+        toolset_files: Sequence[Path] = (),
+    ) -> None:
         self.port = port or free_port()
         self.workers = workers or (os.cpu_count() or 1)
         self.log_path = log_path
+        self.toolset_files = [Path(p).resolve() for p in toolset_files]
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.ready_s: float | None = None
@@ -90,6 +99,8 @@ class RewardServiceProcess:
     def start(self) -> RewardServiceProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MENTOR_")}
         env.update(MENTOR_WORKERS=str(self.workers), MENTOR_LOG_LEVEL="warning")
+        if self.toolset_files:  # the service's `toolsets` setting: files of extra toolsets (e.g. `retrieval`)
+            env["MENTOR_TOOLSETS"] = os.pathsep.join(map(str, self.toolset_files))
         env["PYTHONPATH"] = os.pathsep.join([*_source_paths(), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         out: Any = subprocess.DEVNULL
         if self.log_path is not None:

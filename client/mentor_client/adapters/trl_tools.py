@@ -34,6 +34,7 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from .._client import AsyncRewardClient, RewardClient
@@ -115,6 +116,8 @@ class ToolExecutor:
     Picklable: live clients are left out and rebuilt lazily, one async client per event loop
     (TRL runs async tools on its own long-lived loop). `backend` is the blocking client (or the
     `LocalBackend`) for the rest of the API: scoring, spec validation, discovery.
+    `toolset_files` (local only) are toolsets files the in-process backend and its scoring
+    processes load, as the service's `toolsets` setting (e.g. a `search` toolset's index).
     """
 
     def __init__(
@@ -124,11 +127,15 @@ class ToolExecutor:
         local: bool = False,
         api_key: str | None = None,
         timeout: float | None = None,
+        toolset_files: Sequence[str | Path] = (),
     ) -> None:
+        if toolset_files and not local:
+            raise ValueError("ToolExecutor: toolset_files apply to local=True; a service loads its own")
         self.base_url = base_url
         self.local = local
         self.api_key = api_key
         self.timeout = timeout
+        self.toolset_files = [str(path) for path in toolset_files]
         self._setup()
 
     def _setup(self) -> None:
@@ -138,17 +145,23 @@ class ToolExecutor:
         )
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"base_url": self.base_url, "local": self.local, "api_key": self.api_key, "timeout": self.timeout}
+        return {
+            "base_url": self.base_url,
+            "local": self.local,
+            "api_key": self.api_key,
+            "timeout": self.timeout,
+            "toolset_files": self.toolset_files,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update({"toolset_files": [], **state})
         self._setup()
 
     @property
     def backend(self) -> RewardClient | LocalBackend:
         if self._backend is None:
             self._backend = (
-                LocalBackend()
+                LocalBackend(toolset_files=self.toolset_files)
                 if self.local
                 else RewardClient(self.base_url, api_key=self.api_key, timeout=self.timeout)
             )
