@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from typing import Any
 
 import httpx
 import pytest
+from doc_blocks import block, shell_lines
 from trainer_helpers import ROOT
 
 from mentor_trainer import bfcl_data
@@ -131,6 +133,12 @@ def _first_acceptable(value: Any) -> Any:
     return value
 
 
+def _as_source(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 class Oracle:
     """The "model" answers with the ground truth (or, `wrong`, with its first number changed)."""
 
@@ -163,6 +171,8 @@ class Oracle:
         for call in case.ground_truth:
             ((name, params),) = call.items()
             arguments = _first_acceptable(params)
+            if case.language != "python":  # Java/JavaScript values travel as source text
+                arguments = {k: _as_source(v) for k, v in arguments.items()}
             if self.wrong:
                 key = next(k for k, v in arguments.items() if isinstance(v, int | float) and not isinstance(v, bool))
                 arguments[key] += 1000
@@ -217,7 +227,15 @@ def _oracle_run(wheel: Path, bench: Path, categories: tuple[str, ...], wrong: bo
 
 @pytest.mark.slow
 def test_oracle_ground_truth_passes_both_judges(wheel: Path, bench: Path) -> None:
-    categories = ("simple_python", "multiple", "parallel", "live_simple", "irrelevance", "live_relevance")
+    categories = (
+        "simple_python",
+        "simple_javascript",
+        "multiple",
+        "parallel",
+        "live_simple",
+        "irrelevance",
+        "live_relevance",
+    )
     result, oracle = _oracle_run(wheel, bench, categories, wrong=False)
     # The benchmark loop executed the reference calls for real: the tool messages are the results.
     expected = [
@@ -314,10 +332,20 @@ def test_transformers_serve_every_bfcl_category(
     if not is_serve_available():
         pytest.skip("`transformers serve` needs its serving extra (openai, fastapi, uvicorn)")
     out = tmp_path / "eval"
+    # The command docs/evaluation.md shows, with this test's server, model, data and output folder.
+    (command,) = shell_lines(block("eval-endpoint").body)
+    program, *args = shlex.split(command)
+    assert program == ".venv/bin/mentor-train" and args[0] == "eval"
     with _serve(tiny_served_model, tmp_path / "serve.log") as url:
-        argv = ["eval", "--endpoint", url, "--model", str(tiny_served_model), "--local", "--data", str(bench)]
-        argv += ["--split", "test,ood_units", "--bfcl-categories", "all", "--limit", "2", "--max-new-tokens", "12"]
-        argv += ["--bfcl-cache", str(CACHE), "--concurrency", "2", "--out", str(out), "--json"]
+        ours = {
+            "http://127.0.0.1:8001/v1": url,
+            "runs/served-model": str(tiny_served_model),
+            "data/bench": str(bench),
+            "runs/eval-served": str(out),
+        }
+        argv = [ours.get(a, a) for a in args]
+        assert argv.count(url) == argv.count(str(out)) == 1, "the documented command changed shape"
+        argv += ["--bfcl-cache", str(CACHE), "--max-new-tokens", "12", "--concurrency", "2", "--json"]
         assert main(argv) == 0
     report = json.loads((out / "eval.json").read_text())
     categories = report["bfcl"]["categories"]

@@ -227,7 +227,8 @@ def _split_report(
 
 # ---------------------------------------------------------------------------- BFCL
 _INT = re.compile(r"[-+]?\d+[lL]?")
-_INTEGER_TYPES = frozenset({"integer", "int", "long", "short", "byte"})
+_BOOLEAN_TYPES = frozenset({"boolean", "bool", "Boolean"})
+_INTEGER_TYPES = frozenset({"integer", "int", "long", "short", "byte", "Bigint"})
 _FLOAT_TYPES = frozenset({"float", "double", "number"})
 _CONTAINER_TYPES = frozenset(
     {"array", "list", "tuple", "dict", "object", "ArrayList", "Array", "List", "HashMap", "Hashtable", "Map"}
@@ -239,6 +240,7 @@ _SCHEMA_TYPES = {
     "long": "integer",
     "short": "integer",
     "byte": "integer",
+    "Bigint": "integer",
     "float": "number",
     "double": "number",
     "number": "number",
@@ -247,6 +249,7 @@ _SCHEMA_TYPES = {
     "char": "string",
     "boolean": "boolean",
     "bool": "boolean",
+    "Boolean": "boolean",
     "array": "array",
     "list": "array",
     "tuple": "array",
@@ -300,7 +303,7 @@ def typed_arguments(case: BfclCase, name: str, arguments: dict[str, Any]) -> dic
 
 def _read_typed(text: str, kind: str) -> Any:
     stripped = text.strip()
-    if kind in ("boolean", "bool") and stripped in ("true", "false"):
+    if kind in _BOOLEAN_TYPES and stripped in ("true", "false"):
         return stripped == "true"
     if kind in _INTEGER_TYPES and _INT.fullmatch(stripped):
         return int(stripped.rstrip("lL"))
