@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from doc_blocks import block
 from service_process import ServiceProcess
 
 from mentor_client import RewardClient
@@ -22,11 +22,6 @@ from mentor_client.adapters.trl_tools import tool_schemas
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "adapters.md"
 ADD = '<tool_call>\n{"name": "add", "arguments": {"a": 2, "b": 3}}\n</tool_call>\nSo the answer is \\boxed{5}.'
-
-
-def _python_blocks() -> list[str]:
-    text = DOC.read_text(encoding="utf-8")
-    return re.findall(r"^```python\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL)
 
 
 def get_weather(city: str) -> str:
@@ -43,7 +38,8 @@ def test_the_docs_python_blocks_run_and_do_what_they_say(service: ServiceProcess
 
     from mentor_trainer.tiny import build_tokenizer
 
-    reference_block, trl_block = _python_blocks()
+    reference_block = block("adapters-reference-json").body  # marked `<!-- block: ID -->` in the page
+    trl_block = block("adapters-trl-fragment").body
     namespace: dict[str, Any] = {}
     exec(compile(reference_block, str(DOC), "exec"), namespace)  # the doc's own code
     assert json.loads(namespace["row"]["reference"])["calls"][0]["name"] == "add"

@@ -10,16 +10,16 @@ recorded item gives the same reward.
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from doc_blocks import block
 from service_process import SOURCE_DIRS
 from trainers_catalogue import corpus
-from trainers_support import ROOT, require
+from trainers_support import require
 
 from mentor_client import RewardClient
 
@@ -27,11 +27,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def readme_script() -> str:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
-    scripts = [b for b in blocks if b.startswith("# trl_grpo.py")]
-    assert len(scripts) == 1, "README.md must hold one ```python block starting with '# trl_grpo.py'"
-    return scripts[0]
+    script = block("readme-trl-script").body  # README.md's block marked `<!-- block: readme-trl-script -->`
+    assert script.startswith("# trl_grpo.py")
+    return script
 
 
 def test_the_readme_trl_script_trains_through_the_service(service: Any, client: RewardClient, tmp_path: Path) -> None:
