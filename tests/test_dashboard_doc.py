@@ -1,44 +1,29 @@
-"""docs/dashboard.md says what is true: its commands parse, its paths and make targets exist."""
+"""docs/dashboard.md says what is true: the paths, test files and make targets it names exist.
+
+Its commands are parsed with every other page's (tests/test_readme_commands.py) and its serve,
+report and curl blocks run against a live service (tests/test_docs_service_blocks.py). The one
+block not run, the pytest command for the dashboard's own tests, must name test paths that exist.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import re
 import shlex
-from pathlib import Path
 
-import pytest
+from doc_blocks import ROOT, block, shell_lines
 
-from mentor_server.cli import build_parser
-
-ROOT = Path(__file__).resolve().parents[1]
 DOC = (ROOT / "docs" / "dashboard.md").read_text(encoding="utf-8")
-BLOCKS = re.findall(r"^```bash\n(.*?)^```", DOC, re.MULTILINE | re.DOTALL)
-COMMANDS = [
-    shlex.split(line)
-    for block in BLOCKS
-    for line in block.splitlines()
-    if line.strip() and not line.lstrip().startswith("#")
-]
 
 
-@pytest.mark.parametrize("words", [w for w in COMMANDS if "mentor-reward" in " ".join(w)], ids=shlex.join)
-def test_every_mentor_reward_command_parses(words: list[str]) -> None:
-    start = next(i for i, w in enumerate(words) if w.endswith("mentor-reward"))
-    err = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(err):
-            build_parser().parse_args(words[start + 1 :])
-    except SystemExit as exc:
-        raise AssertionError(f"mentor-reward rejects {shlex.join(words)}: {err.getvalue()}") from exc
+def test_the_test_command_names_existing_paths() -> None:
+    (command,) = shell_lines(block("dashboard-tests").body)
+    words = shlex.split(command)
+    assert words[:3] == [".venv/bin/python", "-m", "pytest"]
+    for path in words[3:]:
+        assert (ROOT / path).exists(), path
 
 
 def test_the_paths_and_make_targets_it_names_exist() -> None:
-    assert len(COMMANDS) >= 5
-    (pytest_line,) = [w for w in COMMANDS if "pytest" in w]
-    for path in pytest_line[pytest_line.index("pytest") + 1 :]:
-        assert (ROOT / path).exists(), path
     for path in re.findall(r"`((?:server|tests|bench)/[\w./-]+)`", DOC):
         assert (ROOT / path).exists(), path
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
