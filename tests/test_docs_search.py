@@ -29,6 +29,9 @@ from doc_services import documented_service, run_documented
 
 pytest.importorskip("tantivy", reason="the search extra is not installed")
 
+# Every test here uses the index the page's own build command makes (a CLI process).
+pytestmark = pytest.mark.slow
+
 BRELMOR = {"id": "brelmor", "title": "Brelmor", "text": "Brelmor is a town founded in 1821 by Ada Venn."}
 FILLER = [
     {"id": f"doc-{n}", "title": f"Town {n}", "text": f"Town {n} was founded on the river and trades in wool and salt."}
