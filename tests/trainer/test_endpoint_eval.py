@@ -38,7 +38,8 @@ from trainer_helpers import ROOT
 from mentor_trainer import bfcl_data
 from mentor_trainer.benchmark import generate_split, load_rows, write_benchmark
 from mentor_trainer.bfcl_data import openai_tools
-from mentor_trainer.endpoint_eval import EndpointEvalOptions, resolve_categories, run_endpoint_eval, typed_arguments
+from mentor_trainer.bfcl_judge import typed_arguments
+from mentor_trainer.endpoint_eval import EndpointEvalOptions, resolve_categories, run_endpoint_eval
 
 CACHE = ROOT / "bench" / "_downloads"
 PY_AST = ("simple_python", "multiple", "parallel", "parallel_multiple", "live_simple", "live_multiple")
