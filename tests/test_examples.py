@@ -3,75 +3,35 @@ toolsets and preset, the own-code toolset runs the example module's function, th
 a correct benchmark row, and the rollouts file scores with every built-in preset.
 
 The services are the commands of docs/bring-your-own.md's "byo-serve" block (the README's
-`serve --config examples/service.yaml` is the same line), run as written on a free port, each in
-its own session and killed with the test; their waits are generous because a busy machine is slow.
+`serve --config examples/service.yaml` is the same line), run as written on a free port by
+tests/doc_services.py, each in its own session and killed with the test.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shlex
-import signal
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from doc_blocks import block, shell_lines, venv_paths
+from doc_blocks import block, shell_lines
+from doc_services import documented_service
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 SERVE_LINES = shell_lines(block("byo-serve").body)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
-def _serve(line: str, tmp_path: Path, **env: str) -> Iterator[str]:
-    """A documented `mentor-reward serve` line on a free port, records redirected into tmp_path."""
-    port = _free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("MENTOR_")}
+def _serve(line: str, tmp_path: Path) -> Iterator[str]:
+    """A documented serve line as written (tests/doc_services.py), its records kept in tmp_path."""
     # The environment wins over the file: keep the test's records out of the repository.
-    environment.update(MENTOR_RECORD_PATH=str(tmp_path / "records.sqlite3"), MENTOR_WORKERS="1", **env)
-    log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            ["bash", "-c", f"{venv_paths(line)} --port {port}"],
-            cwd=ROOT,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 300  # generous: the machine may be busy with other work
-            while True:
-                assert process.poll() is None, log_path.read_text()[-3000:]
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
-                        break
-                assert time.monotonic() < deadline, "the service did not become ready"
-                time.sleep(0.3)
-            yield url
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+    records = str(tmp_path / "records.sqlite3")
+    with documented_service(line, ROOT, tmp_path / "serve.log", MENTOR_RECORD_PATH=records) as (url, _):
+        yield url
 
 
 def test_the_readme_and_the_guide_give_the_same_command() -> None:
