@@ -50,43 +50,76 @@ from mentor_client.adapters.verl_manager import MentorRewardManager  # noqa: E40
 PRESET = "flexible"
 
 
-class _Item:
-    """The slice of a verl `DataProto` item that a reward manager reads."""
-
-    def __init__(self, ids: list[int], length: int, label: dict[str, Any], index: int) -> None:
-        import torch
-
-        self.batch = {
-            "responses": torch.tensor(ids + [0] * (length - len(ids))),
-            "attention_mask": torch.tensor([1] * len(ids) + [0] * (length - len(ids))),
-        }
-        self.non_tensor_batch = {
-            "data_source": "bench",
-            "reward_model": {"ground_truth": label},
-            "extra_info": {"index": index},
-        }
+PROMPT_LENGTH = 8
+RESPONSE_LENGTH = 128
 
 
-class _Data(list[_Item]):
-    """A one-sample batch, as verl hands it to `run_single`."""
+def _step(tokenizer: Any, n: int) -> tuple[Any, list[dict[str, Any]]]:
+    """The step as verl holds it: one `DataProto` (right-padded responses, left-padded
+    prompts, attention mask over both), and the same items as the engine's wire dicts."""
+    import numpy as np
+    import torch
+    from verl import DataProto
 
-    def __init__(self, items: list[_Item]) -> None:
-        super().__init__(items)
-        self.meta_info: dict[str, Any] = {}
-
-
-def _step(tokenizer: Any, n: int) -> tuple[list[_Data], list[dict[str, Any]]]:
-    samples, items = [], []
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    responses, masks, labels, items = [], [], [], []
     for i in range(n):
         case = CASES[i % len(CASES)]
         ids = tokenizer(case.text, add_special_tokens=False)["input_ids"]
         ids = [*ids, tokenizer.eos_token_id] if case.finished else ids
-        samples.append(_Data([_Item(ids, 128, case.label, i)]))
+        responses.append(ids + [pad] * (RESPONSE_LENGTH - len(ids)))
+        masks.append([1] * PROMPT_LENGTH + [1] * len(ids) + [0] * (RESPONSE_LENGTH - len(ids)))
+        labels.append({"ground_truth": case.label})
         items.append({"completion": case.text, **case.label, "finished": case.finished})
-    return samples, items
+    data = DataProto.from_dict(
+        tensors={
+            "prompts": torch.full((n, PROMPT_LENGTH), 7),
+            "responses": torch.tensor(responses),
+            "attention_mask": torch.tensor(masks),
+        },
+        non_tensors={
+            "data_source": np.array(["bench"] * n, dtype=object),
+            "reward_model": np.array(labels, dtype=object),
+            "extra_info": np.array([{"index": i} for i in range(n)], dtype=object),
+        },
+        meta_info={"global_steps": 1},
+    )
+    return data, items
 
 
-async def _manager_step(manager: MentorRewardManager, samples: list[_Data]) -> list[dict[str, Any]]:
+def _slices(data: Any) -> list[Any]:
+    # What verl's `RewardLoopWorker.compute_score_batch` hands `run_single`: one-row slices.
+    return [data[i : i + 1] for i in range(len(data))]
+
+
+def _streamed(data: Any) -> list[Any]:
+    """The same samples as the agent loop's streaming reward sends them (`AgentLoopWorker.
+    _compute_score`): one `DataProto` per trajectory, built from its own unpadded token ids."""
+    import numpy as np
+    import torch
+    from tensordict import TensorDict
+    from verl import DataProto
+
+    samples = []
+    for i in range(len(data)):
+        length = int(data.batch["attention_mask"][i, PROMPT_LENGTH:].sum())
+        prompt = data.batch["prompts"][i : i + 1].clone()
+        response = data.batch["responses"][i : i + 1, :length].clone()
+        batch = TensorDict(
+            {
+                "prompts": prompt,
+                "responses": response,
+                "input_ids": torch.cat([prompt, response], dim=1),
+                "attention_mask": torch.ones(1, PROMPT_LENGTH + length, dtype=torch.int64),
+            },
+            batch_size=1,
+        )
+        columns = {k: np.array([data.non_tensor_batch[k][i]], dtype=object) for k in data.non_tensor_batch}
+        samples.append(DataProto(batch=batch, non_tensor_batch=columns))
+    return samples
+
+
+async def _manager_step(manager: MentorRewardManager, samples: list[Any]) -> list[dict[str, Any]]:
     return list(await asyncio.gather(*(manager.run_single(s) for s in samples)))
 
 
@@ -156,7 +189,8 @@ def main() -> None:
     from mentor_trainer.tiny import build_tokenizer
 
     tokenizer = build_tokenizer(corpus(), vocab_size=400)
-    samples, items = _step(tokenizer, args.items)
+    data, items = _step(tokenizer, args.items)
+    streamed = _streamed(data)
     engine = LocalBackend(item_timeout_s=None)  # the engine in this thread: no process hop, no deadline
     eos = [tokenizer.eos_token]
     with tempfile.TemporaryDirectory() as tmp:
@@ -173,12 +207,16 @@ def main() -> None:
             local_manager = MentorRewardManager(local_config, tokenizer)
             local_manager._local = engine  # the same in-thread engine as the floor
             client = RewardClient(service.base_url, chunk_size=args.items)
+            samples = _slices(data)
 
             def run_engine() -> Any:
                 return engine.score(items, preset=PRESET, eos_tokens=eos)
 
             def run_manager() -> list[dict[str, Any]]:
                 return loop.run_until_complete(_manager_step(manager, samples))
+
+            def run_streamed() -> list[dict[str, Any]]:
+                return loop.run_until_complete(_manager_step(manager, streamed))
 
             def run_local() -> list[dict[str, Any]]:
                 return loop.run_until_complete(_manager_step(local_manager, samples))
@@ -188,13 +226,17 @@ def main() -> None:
 
             # Warm every path (engine caches, the service's worker, the HTTP connections).
             expected = [r.reward for r in run_engine().results]
-            run_local(), run_manager(), run_client()
+            run_local(), run_manager(), run_streamed(), run_client()
             for _ in range(args.runs):
                 phases.run("engine", run_engine, uses_service=False)
-                sent = manager.requests_sent
-                out = phases.run("manager", run_manager, uses_service=True)
-                assert manager.requests_sent - sent == 1, "the step must go out as one request"
-                assert [o["reward_score"] for o in out] == expected
+                # verl's own slicing of the step, before any manager is called: reported, not
+                # counted in the manager's time (any reward manager is handed the same slices).
+                samples = phases.run("slicing", lambda: _slices(data), uses_service=False)
+                for name, run in (("manager", run_manager), ("streamed", run_streamed)):
+                    sent = manager.requests_sent
+                    out = phases.run(name, run, uses_service=True)
+                    assert manager.requests_sent - sent == 1, "the step must go out as one request"
+                    assert [o["reward_score"] for o in out] == expected
                 local = phases.run("local", run_local, uses_service=False)
                 assert [o["reward_score"] for o in local] == expected
                 phases.run("client", run_client, uses_service=True)
@@ -205,16 +247,21 @@ def main() -> None:
 
     ms = {name: statistics.median(values) * 1000 for name, values in phases.wall.items()}
     cpu_ms = {name: statistics.median(values) * 1000 for name, values in phases.cpu.items()}
+    labels = {
+        "manager": "MentorRewardManager over HTTP, step slices (compute_rm_score), 1 request",
+        "streamed": "MentorRewardManager over HTTP, per-trajectory samples (agent loop), 1 request",
+        "local": "MentorRewardManager in this thread (local), step slices",
+        "client": "RewardClient.score, 1 request",
+        "slicing": "verl's slicing of the step into samples (not counted above)",
+    }
     print(f"{args.items} items, preset {PRESET}, {args.runs} runs (median wall ms / CPU ms)")
     print(f"  engine alone (LocalBackend in this thread): {ms['engine']:.0f} / {cpu_ms['engine']:.0f}")
-    print(f"  MentorRewardManager over HTTP, 1 request: {ms['manager']:.0f} / {cpu_ms['manager']:.0f}")
-    print(f"  MentorRewardManager in this thread (local): {ms['local']:.0f} / {cpu_ms['local']:.0f}")
-    print(f"  RewardClient.score, 1 request: {ms['client']:.0f} / {cpu_ms['client']:.0f}")
+    for name, label in labels.items():
+        print(f"  {label}: {ms[name]:.0f} / {cpu_ms[name]:.0f}")
     for clock in ("wall", "cpu"):
         print(f"ratios to the engine alone, {clock} time (median of the runs' ratios):")
-        print(_median_line("manager over HTTP", phases.ratios("manager", clock)))
-        print(_median_line("manager in this thread", phases.ratios("local", clock)))
-        print(_median_line("RewardClient.score", phases.ratios("client", clock)))
+        for name in ("manager", "streamed", "local", "client"):
+            print(_median_line(labels[name], phases.ratios(name, clock)))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ class RewardBackend(Protocol):
         eos_tokens: Sequence[str] | None = None,
         run_id: str | None = None,
         step: int | None = None,
+        reasons: bool = True,
     ) -> ScoreResponse: ...
 
     def presets(self) -> PresetList: ...
@@ -67,6 +68,7 @@ class AsyncRewardBackend(Protocol):
         eos_tokens: Sequence[str] | None = None,
         run_id: str | None = None,
         step: int | None = None,
+        reasons: bool = True,
     ) -> ScoreResponse: ...
 
     async def presets(self) -> PresetList: ...

@@ -341,15 +341,21 @@ class BaseClient:
         return RetryState(self._config, replica, retry=retry)
 
     @staticmethod
-    def _body(model: BaseModel) -> bytes:
+    def _body(model: BaseModel, exclude: set[str] | None = None) -> bytes:
         # pydantic's own serialiser writes the JSON directly (several times faster than
         # model_dump followed by json.dumps on a 1024-item batch).
         try:
-            return model.model_dump_json(exclude_none=True).encode()
+            return model.model_dump_json(exclude_none=True, exclude=exclude).encode()
         except PydanticSerializationError:
             # Model output may hold lone UTF-16 surrogates, which UTF-8 cannot carry; JSON's
             # \uXXXX escapes can, and the service reads them back as the same string.
-            return json.dumps(model.model_dump(exclude_none=True), ensure_ascii=True).encode()
+            return json.dumps(model.model_dump(exclude_none=True, exclude=exclude), ensure_ascii=True).encode()
+
+    @classmethod
+    def _score_body(cls, request: ScoreRequest) -> bytes:
+        # `reasons` goes out only when it asks for something (false): a server older than the
+        # field refuses a request that names it, and true is every server's behaviour.
+        return cls._body(request, exclude=None if not request.reasons else {"reasons"})
 
     @staticmethod
     def _records_params(
@@ -379,6 +385,7 @@ class BaseClient:
         eos_tokens: Sequence[str] | None,
         run_id: str | None,
         step: int | None,
+        reasons: bool = True,
     ) -> list[ScoreRequest]:
         """One request per chunk of `chunk_size` items, all with the same reward settings.
 
@@ -401,6 +408,7 @@ class BaseClient:
             "eos_tokens": list(eos_tokens) if eos_tokens is not None else None,
             "run_id": run_id,
             "step": step,
+            "reasons": bool(reasons),
         }
         # Built without validation: every field is typed by this signature, and the service,
         # not this process, decides what a request may say (one validation, server-side).

@@ -155,6 +155,7 @@ class RewardClient(BaseClient):
         eos_tokens: Sequence[str] | None = None,
         run_id: str | None = None,
         step: int | None = None,
+        reasons: bool = True,
     ) -> ScoreResponse:
         """Score a batch; results come back in the order of `items`.
 
@@ -164,6 +165,8 @@ class RewardClient(BaseClient):
         for good raises (`RetriesExhaustedError` after retries) — nothing is ever zero-filled.
         Name the reward with `preset` or `spec` (a `BadRequestError` otherwise); `eos_tokens`
         are the policy's end-of-sequence token(s), which tell a finished text from a truncated one.
+        `reasons=False` asks the service to leave each result's `reason` text out (`""`): a
+        smaller answer for a trainer that reads only rewards; errors keep their message.
         """
         requests = self._score_requests(
             items,
@@ -176,6 +179,7 @@ class RewardClient(BaseClient):
             eos_tokens=eos_tokens,
             run_id=run_id,
             step=step,
+            reasons=reasons,
         )
         first = self._take_replicas(len(requests))
         workers = min(self._config.max_concurrency, len(requests))
@@ -186,7 +190,7 @@ class RewardClient(BaseClient):
         return merge_score_responses(requests, responses)
 
     def _score_chunk(self, request: ScoreRequest, replica: int) -> ScoreResponse:
-        response = self._send("POST", f"{_V1}/score", body=self._body(request), replica=replica)
+        response = self._send("POST", f"{_V1}/score", body=self._score_body(request), replica=replica)
         return decode(response, ScoreResponse)
 
     def _score_in_threads(self, requests: list[ScoreRequest], first: int, workers: int) -> list[ScoreResponse]:
@@ -351,6 +355,7 @@ class AsyncRewardClient(BaseClient):
         eos_tokens: Sequence[str] | None = None,
         run_id: str | None = None,
         step: int | None = None,
+        reasons: bool = True,
     ) -> ScoreResponse:
         """Score a batch; see `RewardClient.score`. Chunks run concurrently, at most
         `max_concurrency` at once; the first failure cancels the chunks still running."""
@@ -365,6 +370,7 @@ class AsyncRewardClient(BaseClient):
             eos_tokens=eos_tokens,
             run_id=run_id,
             step=step,
+            reasons=reasons,
         )
         first = self._take_replicas(len(requests))
         if len(requests) == 1:
@@ -391,7 +397,7 @@ class AsyncRewardClient(BaseClient):
         return merge_score_responses(requests, [t.result() for t in tasks])
 
     async def _score_chunk(self, request: ScoreRequest, replica: int) -> ScoreResponse:
-        response = await self._send("POST", f"{_V1}/score", body=self._body(request), replica=replica)
+        response = await self._send("POST", f"{_V1}/score", body=self._score_body(request), replica=replica)
         return decode(response, ScoreResponse)
 
     async def presets(self) -> PresetList:

@@ -195,6 +195,7 @@ class LocalBackend:
         eos_tokens: Sequence[str] | None = None,
         run_id: str | None = None,
         step: int | None = None,
+        reasons: bool = True,
     ) -> ScoreResponse:
         """Score a batch in this process; see `RewardClient.score`."""
         if isinstance(items, str | bytes) or not isinstance(items, Sequence):
@@ -217,6 +218,9 @@ class LocalBackend:
             self._check_workers_know(runner, config.toolset)
             scores = runner.score(config, list(enumerate(payloads))) if payloads else []
         results = [item_result(score) for score in scores]
+        if not reasons:  # as the service answers `reasons: false`; errors keep their message
+            for result in results:
+                result.reason = ""
         return ScoreResponse(
             results=results,
             spec_hash=config.spec.hash,

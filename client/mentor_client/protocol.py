@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, WithJsonSchema, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, WithJsonSchema, model_validator
 
 API_PREFIX = "/v1"
 
@@ -201,6 +201,9 @@ class ScoreRequest(_Request):
     module); an item's own `finished` always wins.
     `items` are objects shaped like `ScoreItem`, each read on its own (module docstring).
     `run_id` / `step` label the items in the score record when recording is enabled.
+    `reasons: false` leaves each result's `reason` text out of the answer (most of its bytes)
+    for trainers that read only rewards and components; an item's `error` keeps its message,
+    and the score record keeps the reasons.
     """
 
     preset: str | None = Field(default=None, description=_PRESET, examples=["mentor"])
@@ -234,6 +237,15 @@ class ScoreRequest(_Request):
         default=None, description="Labels the items in the score record.", examples=["grpo-mentor-seed0"]
     )
     step: int | None = Field(default=None, description="The training step, for the score record.", examples=[120])
+    reasons: StrictBool = Field(  # strict: "no" or 0 must not quietly mean false
+        default=True,
+        description=(
+            "Whether each result carries its `reason` text. `false` leaves it out (about two thirds of a "
+            "response's bytes) for trainers that read only rewards and components; an item's `error` keeps "
+            "its message, and the score record keeps the reasons."
+        ),
+        examples=[False],
+    )
 
     @model_validator(mode="after")
     def _names_a_reward(self) -> ScoreRequest:
@@ -246,7 +258,7 @@ class ItemResult(_Wire):
 
     reward: float | None
     components: dict[str, float | None] = Field(default_factory=dict)
-    reason: str = ""
+    reason: str = ""  # absent (so "") when the request asked for `reasons: false`
     error: ErrorInfo | None = None
     # Tool calls in the rollout and how many named no tool of the toolset. Optional so that a
     # client can recompute `BatchStats.invalid_tool_rate` exactly over a batch sent in chunks.

@@ -321,3 +321,23 @@ def test_files_load_by_path_as_verl_loads_them(name: str) -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert callable(getattr(module, "compute_score", None) or module.MentorRewardManager)
+
+
+def test_manager_gathers_samples_arriving_one_by_one_within_the_window(manager: Any, service: FakeService) -> None:
+    # The agent loop streams trajectories one call at a time: each arrives in its own tick,
+    # and the window gathers them into one request.
+    m = manager(batch_window_s=5.0)
+
+    async def trickle() -> list[Any]:
+        tasks = []
+        for n in (2, 4, 6):
+            tasks.append(asyncio.ensure_future(m.run_single(_Sample(f"c{n}", str(n)))))
+            await asyncio.sleep(0)  # the next sample comes in a later tick
+            await asyncio.sleep(0)
+        assert m.requests_sent == 0  # still waiting for the window
+        m._flush_now()  # the window's end, without waiting 5 s
+        return list(await asyncio.gather(*tasks))
+
+    out = asyncio.run(trickle())
+    assert [o["reward_score"] for o in out] == [2.0, 4.0, 6.0]
+    assert m.requests_sent == 1 and len(service.bodies()) == 1

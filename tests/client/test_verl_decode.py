@@ -71,3 +71,93 @@ def test_any_object_with_batch_decode_works_and_an_empty_batch_is_empty() -> Non
     decode = batch_decoder(Chars(), skip_special_tokens=True)
     assert decode([[104, 105]]) == ["hi"]
     assert decode([]) == []
+
+
+# ---------------------------------------------------------------------------- reading a step
+def _per_sample(data: Any) -> list[int]:
+    """What verl's own managers read: `data[-1]`, its valid length, its ids."""
+    item = data[-1]
+    ids = item.batch["responses"]
+    valid = int(item.batch["attention_mask"][-ids.shape[-1] :].sum())
+    return list(ids[:valid].tolist())
+
+
+def _step(rows: int = 6, width: int = 5) -> Any:
+    import numpy as np
+    import torch
+
+    verl = pytest.importorskip("verl")
+    lengths = [0, 1, 3, width, 2, 4][:rows]
+    responses = torch.arange(1, rows * width + 1).reshape(rows, width)  # a view of a 1-D tensor
+    mask = torch.tensor([[1, 1] + [1] * n + [0] * (width - n) for n in lengths])
+    return verl.DataProto.from_dict(
+        tensors={"responses": responses, "attention_mask": mask, "input_ids": torch.cat([mask[:, :2], responses], 1)},
+        non_tensors={"extra_info": np.array([{"index": i} for i in range(rows)], dtype=object)},
+    )
+
+
+def _read(samples: list[Any]) -> tuple[list[list[int]], int]:
+    """The ids `read_rows` reads, and the number of distinct roots they were read from."""
+    from mentor_client.adapters._verl_decode import read_rows, sample_row
+    from mentor_client.adapters._verl_settings import Pending
+
+    pending, roots = [], set()
+    for data in samples:
+        spot = sample_row(data)
+        assert spot is not None
+        roots.add(id(spot.ids_root))
+        pending.append(Pending([], None, {}, None, None, None, row=spot))  # type: ignore[arg-type]
+    read_rows(pending)
+    assert all(p.row is None for p in pending)  # the tensors are let go
+    return [p.response_ids for p in pending], len(roots)
+
+
+def test_step_slices_are_read_at_once_and_equal_verls_per_sample_reading() -> None:
+    data = _step()
+    samples = [data[i : i + 1] for i in range(len(data))]  # RewardLoopWorker.compute_score_batch
+    ids, roots = _read(samples)
+    assert roots == 1  # one gather for the whole step
+    assert ids == [_per_sample(s) for s in samples]
+    assert ids[0] == [] and len(ids[3]) == 5  # an empty and a full-length response
+
+
+def test_chunks_of_a_padded_step_keep_their_rows() -> None:
+    data = _step()
+    chunks = data.chunk(2)  # RewardLoopManager.compute_rm_score: one chunk per worker
+    samples = [chunk[i : i + 1] for chunk in chunks for i in range(len(chunk))]
+    ids, roots = _read(samples)
+    assert roots == 1 and ids == [_per_sample(s) for s in samples]
+
+
+def test_samples_that_are_not_row_slices_are_read_as_verl_reads_them() -> None:
+    data = _step()
+    # A sample built on its own (the agent loop), several sequences in one sample (the last one
+    # is scored), responses that are a column slice of another tensor, and a copied step.
+    own = data[2:3]
+    own.batch = own.batch.clone()
+    multi = data[1:4]
+    columns = data[0:2]
+    columns.batch["responses"] = columns.batch["input_ids"][:, 2:]
+    copied = data[4:6]
+    copied.batch = copied.batch.clone()
+    samples = [own, multi, columns, copied]
+    ids, _ = _read(samples)
+    assert ids == [_per_sample(s) for s in samples]
+
+
+def test_anything_else_is_left_to_verls_item_reading() -> None:
+    from types import SimpleNamespace
+
+    from mentor_client.adapters._verl_decode import sample_row
+
+    assert sample_row([SimpleNamespace(batch={})]) is None  # not a DataProto
+    data = _step()
+    no_mask = data[0:1]
+    del no_mask.batch["attention_mask"]
+    assert sample_row(no_mask) is None
+    import torch
+
+    strided = data[0:1]
+    strided.batch["responses"] = torch.arange(30).reshape(6, 5).T[:1]  # a row whose elements are 5 apart
+    assert strided.batch["responses"].stride(1) != 1
+    assert sample_row(strided) is None

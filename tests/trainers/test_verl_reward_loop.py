@@ -270,3 +270,62 @@ def test_a_malformed_label_fails_the_step_naming_the_sample(
     frame.to_parquet(path)
     with pytest.raises(ValueError, match=r"verl sample 5 \(mentor-catalogue\): ground_truth.teacher_tools"):
         run_reward_loop(config, rollout_batch(path, tokenizer, config, tmp_path), monkeypatch)
+
+
+def agent_loop_samples(batch: Any) -> list[Any]:
+    """The step as the agent loop's streaming reward sends it (`AgentLoopWorker._compute_score`,
+    verl 0.9's path when no reward model is configured): one `DataProto` per trajectory, built
+    from its own unpadded ids, its columns repeated from the agent loop's kwargs."""
+    import numpy as np
+    import torch
+    from tensordict import TensorDict
+    from verl import DataProto
+
+    samples = []
+    prompt_length = batch.batch["prompts"].shape[1]
+    for i in range(len(batch)):
+        length = int(batch.batch["attention_mask"][i, prompt_length:].sum())
+        prompt = batch.batch["prompts"][i].clone()
+        response = batch.batch["responses"][i, :length].clone()
+        input_ids = torch.cat([prompt, response])
+        tensors = {
+            "prompts": prompt[None],
+            "responses": response[None],
+            "input_ids": input_ids[None],
+            "attention_mask": torch.ones_like(input_ids)[None],
+        }
+        columns = {k: np.array([batch.non_tensor_batch[k][i]], dtype=object) for k in batch.non_tensor_batch}
+        samples.append(DataProto(batch=TensorDict(tensors, batch_size=1), non_tensor_batch=columns))
+    return samples
+
+
+def test_the_agent_loops_streamed_samples_score_as_the_step(
+    verl_modules: None,
+    service: Any,
+    client: RewardClient,
+    tokenizer_dirs: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    from transformers import AutoTokenizer
+    from verl.experimental.reward_loop import reward_loop
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dirs["chatml"])
+    config = verl_config(tokenizer_dirs["chatml"], tmp_path, "mentor", "flexible", service.base_url, workers=1)
+    batch = rollout_batch(write_parquet(tmp_path / "data.parquet", "pandas", "json"), tokenizer, config, tmp_path)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        worker = reward_loop.RewardLoopWorker(config)
+
+        async def stream() -> list[Any]:
+            # Each trajectory is its own call into verl's worker, as Ray delivers them.
+            return list(await asyncio.gather(*(worker.compute_score(s) for s in agent_loop_samples(batch))))
+
+        out = loop.run_until_complete(stream())
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
+    expected = service_answers(client, "flexible", eos_tokens=[tokenizer.eos_token])
+    assert [o["reward_score"] for o in out] == pytest.approx([r for r, _ in expected], abs=1e-6)
+    assert [o["reward_extra_info"]["finished"] for o in out] == [1.0 if c.finished else 0.0 for c in CASES]
+    assert worker.reward_manager.requests_sent == 1  # gathered within the window: one request

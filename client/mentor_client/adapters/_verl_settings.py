@@ -9,9 +9,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._common import EnvSettings, plain
+
+if TYPE_CHECKING:
+    from ._verl_decode import RowSpot
 
 __all__ = ["ManagerSettings", "Pending"]
 
@@ -89,7 +92,11 @@ def _to_container(value: Any) -> dict[str, Any]:
 
 @dataclass(slots=True)
 class Pending:
-    """One sample waiting for its batch: what `run_single` read, and where its answer goes."""
+    """One sample waiting for its batch: what `run_single` read, and where its answer goes.
+
+    A `DataProto` sample keeps where its token ids are in `row`; they are read with the rest of
+    the batch (`_verl_decode.read_rows`), and `response_ids` stays empty until then.
+    """
 
     response_ids: list[int]
     ground_truth: Any
@@ -98,3 +105,4 @@ class Pending:
     step: int | None
     future: asyncio.Future[dict[str, Any]]
     finished: bool = False  # the finish state sent with it (the label's, else from its last token)
+    row: RowSpot | None = None  # where its token ids are, until `read_rows` has read them

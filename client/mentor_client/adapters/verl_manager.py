@@ -1,10 +1,16 @@
 """A verl (0.9) reward manager backed by the reward service: `MentorRewardManager`.
 
-verl's reward loop calls `run_single` once per sample, all samples of a worker's share of the
-step at once (`RewardLoopWorker.compute_score_batch` gathers them), or one by one as rollouts
-finish (the agent loop's streaming reward). This manager collects the calls that arrive within
-`batch_window_s` of the first one (default 0.05 s; all of a worker's share arrives in the same
-event-loop tick) and scores them in one request, instead of one HTTP call per sample.
+verl's reward loop calls `run_single` once per sample: all samples of a worker's share of the
+step at once (`RewardLoopManager.compute_rm_score` → `RewardLoopWorker.compute_score_batch`,
+one-row slices of the step, all started in the same event-loop tick), or one by one as
+rollouts finish (the agent loop's streaming reward, verl 0.9's path when no reward model is
+configured; one `DataProto` per trajectory). This manager scores a batch of calls in one
+request instead of one HTTP call per sample: the samples that arrive within `batch_window_s`
+of the first one (default 0.05 s), or at once when several arrive in the same tick (a
+worker's share of a step: waiting out the window would only lengthen the step).
+verl 0.9.1 calls no batched entry point of a reward manager (the legacy `__call__(data,
+return_dict)` of `verl.workers.reward_manager` is not called by its trainers), so `run_single`
+is the interface; the step's tensors are still read once per batch (`_verl_decode.read_rows`).
 
 What it reads from each sample, unlike a `compute_score` function:
 - the finish state from the token ids: a response whose last valid token is an EOS id
@@ -54,7 +60,7 @@ from typing import TYPE_CHECKING, Any
 
 from mentor_client._client import AsyncRewardClient
 from mentor_client.adapters._common import PerLoop, RowScoringError, build_item, label_fields
-from mentor_client.adapters._verl_decode import batch_decoder
+from mentor_client.adapters._verl_decode import batch_decoder, read_rows, sample_row
 from mentor_client.adapters._verl_settings import ManagerSettings, Pending
 from mentor_client.adapters.verl import sample_name
 from mentor_client.exceptions import ResponseValidationError
@@ -74,6 +80,8 @@ __all__ = ["ManagerSettings", "MentorRewardManager"]
 logger = logging.getLogger(__name__)
 
 EXTRA_KEYS = ("finished", "tool_call", "invalid_tool_rate")
+_NON_TENSOR_KEYS = ("reward_model", "extra_info", "data_source")
+_GroupKey = tuple[str | None, str | None, tuple[str, ...] | None]  # one request each: preset, toolset, EOS
 
 
 class MentorRewardManager(_ManagerBase):
@@ -109,36 +117,62 @@ class MentorRewardManager(_ManagerBase):
         self._components: list[str] | None = None
         self._pending: list[Pending] = []
         self._flush_handle: asyncio.TimerHandle | None = None
+        self._tick_handle: asyncio.Handle | None = None
+        self._arrived_this_tick = 0
         self.requests_sent = 0  # one per batch: tests and benchmarks read it
 
     # ------------------------------------------------------------------ verl's entry point
     async def run_single(self, data: Any) -> dict[str, Any]:
         """Score one sample (verl's call); resolves when its batch has been scored."""
-        item = data[-1]  # multi-sequence outputs: the last sequence is scored, as verl's own managers do
-        response_ids = item.batch["responses"]
-        length = int(response_ids.shape[-1])
-        valid = int(item.batch["attention_mask"][-length:].sum())
-        non_tensor = item.non_tensor_batch
-        reward_model = non_tensor.get("reward_model") or {}
-        extra_info = non_tensor.get("extra_info") or {}
+        row = sample_row(data)
+        response_ids: list[int] = []
+        if row is not None:
+            # A DataProto: its ids are read with the batch's other samples (`read_rows`), and
+            # its labels from the last row of its columns, without building `data[-1]`.
+            columns = data.non_tensor_batch
+            reward_model, extra_info, data_source = (_last(columns.get(key)) for key in _NON_TENSOR_KEYS)
+        else:
+            item = data[-1]  # multi-sequence outputs: the last sequence is scored, as verl's own managers do
+            ids = item.batch["responses"]
+            length = int(ids.shape[-1])
+            valid = int(item.batch["attention_mask"][-length:].sum())
+            response_ids = ids[:valid].tolist()
+            reward_model, extra_info, data_source = (item.non_tensor_batch.get(key) for key in _NON_TENSOR_KEYS)
+        reward_model = reward_model or {}
+        extra_info = extra_info or {}
         if not isinstance(extra_info, dict):
             extra_info = dict(extra_info)
         step = (getattr(data, "meta_info", None) or {}).get("global_steps")
         loop = asyncio.get_running_loop()
         pending = Pending(
-            response_ids=response_ids[:valid].tolist(),
+            response_ids=response_ids,
             ground_truth=reward_model.get("ground_truth") if isinstance(reward_model, Mapping) else None,
             extra_info=extra_info,
-            data_source=non_tensor.get("data_source"),
+            data_source=data_source,
             step=int(step) if step is not None and int(step) >= 0 else None,
             future=loop.create_future(),
+            row=row,
         )
         self._pending.append(pending)
+        self._arrived_this_tick += 1
         if len(self._pending) >= self.settings.max_batch:
             self._flush_now()
-        elif self._flush_handle is None:
+            return await pending.future
+        if self._tick_handle is None:
+            self._tick_handle = loop.call_soon(self._end_of_tick)
+        if self._flush_handle is None:
             self._flush_handle = loop.call_later(self.settings.batch_window_s, self._flush_now)
         return await pending.future
+
+    def _end_of_tick(self) -> None:
+        # `compute_score_batch` starts every sample of a worker's share in the same event-loop
+        # tick: several arrivals in one tick are a whole batch, sent now rather than after the
+        # window. A single arrival (the agent loop streams trajectories one call at a time)
+        # waits for the window to gather its neighbours.
+        self._tick_handle = None
+        arrived, self._arrived_this_tick = self._arrived_this_tick, 0
+        if arrived > 1:
+            self._flush_now()
 
     def _flush_now(self) -> None:
         if self._flush_handle is not None:
@@ -151,13 +185,13 @@ class MentorRewardManager(_ManagerBase):
 
     # ------------------------------------------------------------------ one batch
     async def _score_batch(self, batch: list[Pending]) -> None:
-        texts = await asyncio.get_running_loop().run_in_executor(None, self._decode, [p.response_ids for p in batch])
-        groups: dict[tuple[str | None, str | None, tuple[str, ...] | None], list[tuple[int, dict[str, Any]]]] = {}
+        texts = await asyncio.get_running_loop().run_in_executor(None, self._read_and_decode, batch)
+        groups: dict[_GroupKey, list[tuple[int, dict[str, Any]]]] = {}
         # GRPO repeats each prompt's label for every rollout (verl repeats the same objects): read
         # and validate each distinct label once per batch, keep it as the wire JSON it becomes,
         # and give each rollout a copy with its own completion and finish state. The items go
         # out as plain dicts: the service validates them once, as it does every item.
-        read: dict[Any, tuple[dict[str, Any], dict[str, Any]]] = {}
+        read: dict[Any, tuple[dict[str, Any], _GroupKey, Any]] = {}
         for i, (pending, text) in enumerate(zip(batch, texts, strict=True)):
             extra = pending.extra_info
             gt = pending.ground_truth
@@ -181,16 +215,17 @@ class MentorRewardManager(_ManagerBase):
                     ),
                     where=where,
                 )
-                known = read[memo_key] = (fields, template.model_dump(mode="json", exclude_none=True))
-            fields, payload = known
+                eos = fields.get("eos_tokens")
+                key = (fields.get("preset"), fields.get("toolset"), tuple(eos) if eos else None)
+                payload = template.model_dump(mode="json", exclude_none=True)
+                known = read[memo_key] = (payload, key, fields.get("finished"))
+            payload, key, label_finished = known
             finished = extra.get("finished")
             if not isinstance(finished, bool):
-                finished = fields.get("finished")
+                finished = label_finished
             if not isinstance(finished, bool):
                 finished = bool(pending.response_ids) and pending.response_ids[-1] in self.eos_ids
             pending.finished = finished
-            eos = fields.get("eos_tokens")
-            key = (fields.get("preset"), fields.get("toolset"), tuple(eos) if eos else None)
             groups.setdefault(key, []).append((i, {**payload, "completion": text, "finished": finished}))
         components = await self._spec_components()
         step = next((p.step for p in batch if p.step is not None), None)
@@ -215,6 +250,10 @@ class MentorRewardManager(_ManagerBase):
                     pending.future.set_result(self._answer(pending, maybe, components))
                 except RowScoringError as exc:
                     pending.future.set_exception(exc)
+
+    def _read_and_decode(self, batch: list[Pending]) -> list[str]:
+        read_rows(batch)
+        return self._decode([p.response_ids for p in batch])
 
     def _answer(self, pending: Pending, result: ItemResult, components: list[str]) -> dict[str, Any]:
         finished = 1.0 if pending.finished else 0.0  # the finish state the reward was given
@@ -269,6 +308,9 @@ class MentorRewardManager(_ManagerBase):
             "parser": s.parser,
             "run_id": s.run_id,
             "step": step if s.run_id is not None else None,
+            # The manager reads no reason text: the answer leaves it out (most of its bytes).
+            # Errors keep their messages, and a recording service keeps the reasons.
+            "reasons": False,
         }
         eos_tokens = list(eos) if eos else self.eos_tokens
         if eos_tokens:
@@ -310,6 +352,11 @@ def _fail_all(batch: list[Pending], task: asyncio.Future[None]) -> None:
         for pending in batch:
             if not pending.future.done():
                 pending.future.set_exception(error)
+
+
+def _last(column: Any) -> Any:
+    # A one-row step's non-tensor column (a numpy object array): its value, or None.
+    return None if column is None else column[-1]
 
 
 def _get(config: Any, key: str) -> Any:

@@ -92,4 +92,10 @@ async def score(request: ScoreRequest, state: StateDep, settings: SettingsDep) -
         results=results, spec_hash=config.engine.spec.hash, preset=config.preset, stats=stats
     )
     # Serialised by pydantic's own writer, once: the models were built from validated values.
-    return Response(response.model_dump_json().encode(), media_type="application/json")
+    # `reasons: false` only thins the answer: the record above kept every reason, and an
+    # item's error message travels in its `error`.
+    exclude = None if request.reasons else _NO_REASONS
+    return Response(response.model_dump_json(exclude=exclude).encode(), media_type="application/json")
+
+
+_NO_REASONS: Any = {"results": {"__all__": {"reason"}}}
