@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 MARKER = re.compile(r"^<!-- block: (?P<id>[a-z0-9][a-z0-9-]*)(?: \| not run: (?P<reason>\S.*?))? -->$")
 _FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s")
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,11 @@ class Block:
 
     @property
     def where(self) -> str:
-        return f"{self.path.relative_to(ROOT)}:{self.line}"
+        return f"{_name(self.path)}:{self.line}"
+
+
+def _name(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def _closes(line: str, fence: str) -> bool:
@@ -75,7 +80,7 @@ def parse_page(path: Path) -> list[Block]:
             body.append(lines[index])
             index += 1
         if index == len(lines):
-            raise ValueError(f"{path.relative_to(ROOT)}:{start + 1}: a fence that is never closed")
+            raise ValueError(f"{_name(path)}:{start + 1}: a fence that is never closed")
         index += 1
         marker = MARKER.match(lines[start - 1].strip()) if start > 0 else None
         blocks.append(
@@ -89,6 +94,24 @@ def parse_page(path: Path) -> list[Block]:
             )
         )
     return blocks
+
+
+def indented_code_lines(path: Path) -> list[int]:
+    """Lines (1-based) that open an indented code block: after a blank line, indented four spaces,
+    outside a fence, a list item or a table. Such a block cannot carry a marker."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    fenced = {i for b in parse_page(path) for i in range(b.line - 1, b.line + b.body.count("\n") + 1)}
+    found: list[int] = []
+    in_list = False
+    for index, line in enumerate(lines):
+        if index in fenced or not line.strip():
+            continue
+        if not line.startswith((" ", "\t")):
+            in_list = bool(_LIST_ITEM.match(line)) or line.startswith("|")
+            continue
+        if line.startswith(("    ", "\t")) and index > 0 and not lines[index - 1].strip() and not in_list:
+            found.append(index + 1)
+    return found
 
 
 @cache
@@ -125,7 +148,7 @@ def shell_lines(body: str) -> list[str]:
         if raw.rstrip().endswith("\\"):
             pending += raw.rstrip()[:-1].rstrip() + " "
             continue
-        line = _without_comment(pending + raw).strip()
+        line = _without_comment(pending + (raw.lstrip() if pending else raw)).strip()
         pending = ""
         if line:
             commands.append(line)

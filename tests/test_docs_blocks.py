@@ -15,11 +15,10 @@ import re
 from pathlib import Path
 
 import pytest
-from doc_blocks import ROOT, all_blocks, doc_pages
+from doc_blocks import ROOT, all_blocks, doc_pages, indented_code_lines, parse_page, shell_lines
 
 TESTS = ROOT / "tests"
 _LOOKUP = re.compile(r"""\bblock\(\s*["']([a-z0-9-]+)["']\s*\)""")
-_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s")
 
 
 def _test_sources() -> dict[Path, str]:
@@ -72,15 +71,56 @@ def test_a_not_run_block_says_why() -> None:
 @pytest.mark.parametrize("page", doc_pages(), ids=lambda p: p.name)
 def test_no_indented_code_blocks(page: Path) -> None:
     """An indented code block cannot carry a marker: commands are fenced."""
-    lines = page.read_text(encoding="utf-8").splitlines()
-    fenced = {i for b in all_blocks() if b.path == page for i in range(b.line - 1, b.line + b.body.count("\n") + 1)}
-    in_list = False
-    for index, line in enumerate(lines):
-        if index in fenced or not line.strip():
-            continue
-        if not line.startswith((" ", "\t")):
-            in_list = bool(_LIST_ITEM.match(line)) or line.startswith("|")
-            continue
-        after_blank = index > 0 and not lines[index - 1].strip()
-        indented_code = line.startswith(("    ", "\t")) and after_blank and not in_list
-        assert not indented_code, f"{page.name}:{index + 1}: an indented code block; fence and mark it"
+    assert indented_code_lines(page) == [], f"{page.name}: indented code blocks; fence and mark them"
+
+
+# The walker itself, on pages made for the purpose: it must see what the checks above rely on.
+
+SAMPLE = """# A page
+
+<!-- block: sample-run -->
+```bash
+echo one   # a comment
+echo two \\
+  three
+```
+
+<!-- block: sample-skip | not run: needs a cluster to talk to -->
+~~~yaml
+a: 1
+~~~
+
+```json
+{}
+```
+
+Prose, then an indented block:
+
+    rm -rf /
+
+- a list item
+    continued, not code
+"""
+
+
+def test_the_walker_reads_markers_fences_and_indented_blocks(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(SAMPLE, encoding="utf-8")
+    run, skip, unmarked = parse_page(page)
+    assert (run.id, run.language, run.not_run, run.line) == ("sample-run", "bash", None, 4)
+    assert shell_lines(run.body) == ["echo one", "echo two three"]
+    assert (skip.id, skip.language, skip.not_run, skip.body) == (
+        "sample-skip",
+        "yaml",
+        "needs a cluster to talk to",
+        "a: 1\n",
+    )
+    assert unmarked.id is None
+    assert indented_code_lines(page) == [SAMPLE.splitlines().index("    rm -rf /") + 1]
+
+
+def test_an_unclosed_fence_is_an_error(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("<!-- block: x -->\n```bash\necho\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="never closed"):
+        parse_page(page)
