@@ -115,3 +115,15 @@ def test_compose_block_names_real_services_and_profiles() -> None:
         assert service in services, command
         if "--profile" in words:
             assert words[words.index("--profile") + 1] in services[service].get("profiles", []), command
+
+
+@pytest.mark.parametrize("block_id", ["readme-make", "readme-demo"])
+def test_make_blocks_are_valid_make_invocations(block_id: str) -> None:
+    """`make -n` (print, run nothing) accepts each documented `make` line, variables included."""
+    for command in shell_lines(block(block_id).body):
+        words = shlex.split(command)
+        if words[0] != "make":
+            continue
+        result = subprocess.run(["make", "-n", *words[1:]], cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, f"{command}: {result.stderr}"
+        assert "mentor-" in result.stdout or "pytest" in result.stdout, command
