@@ -64,7 +64,14 @@ def load(paths: list[str]) -> Loaded:
     return sft, runs, splits, settings
 
 
+def number(value: float | None, scale: float = 1.0, digits: int = 3) -> str:
+    """One value, or "-" where the metric does not apply (no tool calls: no invalid-tool rate)."""
+    return "-" if value is None else f"{scale * value:.{digits}f}"
+
+
 def cell(values: list[float], scale: float = 1.0, digits: int = 3) -> str:
+    if not values:
+        return "-"
     if len(values) == 1:
         return f"{scale * values[0]:.{digits}f}"
     mean = sum(values) / len(values)
@@ -88,12 +95,13 @@ def main(paths: list[str]) -> None:
         return int(sft[split]["n"])
 
     def values(method: str, split: str, metric: str) -> list[float]:
-        return [float(runs[method][s][split][metric]) for s in sorted(runs[method])]
+        found = [runs[method][s][split][metric] for s in sorted(runs[method])]
+        return [float(v) for v in found if v is not None]
 
     seeds = {m: sorted(runs[m]) for m in order}
     print("Answer accuracy (%), greedy; GRPO cells: mean ± half the range over seeds\n")
     header = ["method", "seeds"] + [f"{'in-domain test' if s == 'test' else s} (n={n(s)})" for s in splits]
-    rows = [["SFT (checkpoint A)", "-"] + [f"{100 * sft[s]['accuracy']:.1f}" for s in splits]]
+    rows = [["SFT (checkpoint A)", "-"] + [number(sft[s]["accuracy"], 100, 1) for s in splits]]
     rows += [
         [f"GRPO `{m}`", ",".join(map(str, seeds[m]))] + [cell(values(m, s, "accuracy"), 100, 1) for s in splits]
         for m in order
@@ -121,7 +129,7 @@ def main(paths: list[str]) -> None:
         "argument score",
         "finished",
     ]
-    rows = [["SFT (checkpoint A)"] + [f"{sft['test'][k]:.3f}" for k in ID_METRICS]]
+    rows = [["SFT (checkpoint A)"] + [number(sft["test"][k]) for k in ID_METRICS]]
     rows += [[f"GRPO `{m}`"] + [cell(values(m, "test", k)) for k in ID_METRICS] for m in order]
     print(table(header, rows))
 
@@ -130,12 +138,16 @@ def main(paths: list[str]) -> None:
 
     def quad(get: Any) -> str:
         return " / ".join(
-            f"{get(k):.3f}" for k in ("tool_name_f1", "argument_score", "invalid_tool_rate", "finished_rate")
+            number(get(k)) for k in ("tool_name_f1", "argument_score", "invalid_tool_rate", "finished_rate")
         )
 
     rows = [["SFT (checkpoint A)"] + [quad(lambda k, s=s: sft[s][k]) for s in ood]]
     rows += [
-        [f"GRPO `{m}`"] + [quad(lambda k, s=s, m=m: sum(values(m, s, k)) / len(values(m, s, k))) for s in ood]
+        [f"GRPO `{m}`"]
+        + [
+            quad(lambda k, s=s, m=m: sum(values(m, s, k)) / len(values(m, s, k)) if values(m, s, k) else None)
+            for s in ood
+        ]
         for m in order
     ]
     print(table(["method", *ood], rows))

@@ -37,6 +37,8 @@ PACKAGES=(
   antlr4-python3-runtime==4.13.2
   # tool-schema regexes (linear-time matching) and the offline API docs pages
   google-re2==1.1.20251105 fastapi-offline==1.7.7
+  # the retrieval splits' search index (the experiment's service serves it)
+  tantivy==0.27.0
 )
 
 LIMIT=60
