@@ -68,26 +68,34 @@ __all__ = [
     "options_from_args",
     "plan_runs",
     "plan_steps",
+    "prepare_workdir",
     "render_report",
     "run_experiment",
 ]
 
 
 # ---------------------------------------------------------------------------- the run
+Base = tuple[Path, dict[str, Any], list[str], dict[str, Any]]
 Reused = tuple[Path, dict[str, Any], list[str], dict[str, Any], dict[str, Any]]
 
 
-def reuse_checkpoint_a(options: ExperimentOptions) -> Reused:
-    """Data, base model and checkpoint A left in `workdir` by an earlier run (`--reuse-sft`): the
-    data folder, manifest, evaluated splits, base model summary and SFT summary, as the stages give them."""
+def reuse_base_model(options: ExperimentOptions) -> Base:
+    """Data and base model left in `workdir` by an earlier run (`--reuse-base`): the data folder,
+    manifest, evaluated splits and base model summary, as the stages give them."""
     data = options.workdir / "data"
     manifest = json.loads((data / "manifest.json").read_text(encoding="utf-8"))
     names = [n for n in manifest["splits"] if n != "train"]
     known = [n for n in ("test", "ood_long", "ood_combo") if n in names]
     splits = known + sorted(n for n in names if n not in known)
     built = json.loads((options.workdir / "base" / "tiny-model.json").read_text(encoding="utf-8"))
+    return data, manifest, splits, built
+
+
+def reuse_checkpoint_a(options: ExperimentOptions) -> Reused:
+    """Data, base model and checkpoint A left in `workdir` by an earlier run (`--reuse-sft`): what
+    `reuse_base_model` gives, and the SFT summary."""
     sft = json.loads((options.workdir / "sft" / "run.json").read_text(encoding="utf-8"))
-    return data, manifest, splits, built, sft
+    return (*reuse_base_model(options), sft)
 
 
 def clean_workdir(workdir: Path) -> None:
@@ -101,6 +109,29 @@ def clean_workdir(workdir: Path) -> None:
             path.unlink()
 
 
+def prepare_workdir(options: ExperimentOptions) -> str:
+    """Clear what this run redoes from `workdir` and say what it keeps: "sft" (`--reuse-sft` found
+    data, base model and checkpoint A), "base" (`--reuse-base`: data and base model kept, SFT runs
+    again from the same decoder), or "" (nothing kept: the run's own folders are removed)."""
+    work = options.workdir
+    has_base = (work / "data" / "manifest.json").is_file() and (work / "base" / "tiny-model.json").is_file()
+    if options.reuse_sft and (work / "sft" / "run.json").is_file():
+        kept = "sft"
+    elif options.reuse_base:
+        if not has_base:  # building new data here would silently compare against a different benchmark
+            raise FileNotFoundError(f"--reuse-base: no data/manifest.json and base/tiny-model.json in {work}")
+        kept = "base"
+    else:
+        kept = ""
+    if kept:  # the GRPO runs always start over; with "base" so does checkpoint A
+        for stale in [*work.glob("grpo-*"), *([work / "sft"] if kept == "base" else [])]:
+            shutil.rmtree(stale, ignore_errors=True)
+    else:
+        clean_workdir(work)
+    work.mkdir(parents=True, exist_ok=True)
+    return kept
+
+
 def run_experiment(options: ExperimentOptions) -> dict[str, Any]:
     """Run every stage; write `out/experiment.json` and `out/experiment.txt` as results come in."""
     configure_offline()
@@ -108,13 +139,8 @@ def run_experiment(options: ExperimentOptions) -> dict[str, Any]:
     budget_s = options.budget_s if options.budget_s is not None else options.size.budget_s
     budget = BudgetPlan(budget_s, None if budget_s is None else t0 + budget_s)
     options.out.mkdir(parents=True, exist_ok=True)
-    reused = options.reuse_sft and (options.workdir / "sft" / "run.json").is_file()
-    if reused:  # keep data, base model and checkpoint A; only the GRPO runs start over
-        for stale in options.workdir.glob("grpo-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-    else:
-        clean_workdir(options.workdir)
-    options.workdir.mkdir(parents=True, exist_ok=True)
+    kept = prepare_workdir(options)
+    reused = kept == "sft"
     timings: dict[str, float] = {}
 
     @contextlib.contextmanager
@@ -171,6 +197,10 @@ def run_experiment(options: ExperimentOptions) -> dict[str, Any]:
             data, manifest, splits, built, report["sft"] = reuse_checkpoint_a(options)
             report["reused_sft"] = str(options.workdir / "sft")
             _say(f"         reusing data, tokenizer, decoder and checkpoint A from {options.workdir}")
+        elif kept == "base":
+            data, manifest, splits, built = reuse_base_model(options)
+            report["reused_base"] = str(options.workdir / "base")
+            _say(f"         reusing data, tokenizer and decoder from {options.workdir}; SFT runs again")
         else:
             with phase("data", "generating the benchmark"):
                 data, manifest, splits = build_data(options)
@@ -369,6 +399,7 @@ def options_from_args(
     grpo_beta: float | None = None,
     grpo_temperature: float | None = None,
     grpo_prompts: int | None = None,
+    reuse_base: bool = False,
 ) -> ExperimentOptions:
     """Validate the command line into `ExperimentOptions` (a bad value raises ValueError naming the flag)."""
     if size not in SIZES:
@@ -404,6 +435,8 @@ def options_from_args(
         raise ValueError("--seeds: give at least one seed")
     if budget_s is not None and budget_s <= 0:
         raise ValueError("--budget-s must be positive")
+    if reuse_sft and reuse_base:
+        raise ValueError("--reuse-sft keeps checkpoint A and --reuse-base trains it again: give one")
     out_dir = Path(out or f"runs/experiment-{size}")
     return ExperimentOptions(
         size=chosen,
@@ -416,6 +449,7 @@ def options_from_args(
         service_workers=service_workers,
         torch_threads=torch_threads,
         reuse_sft=reuse_sft,
+        reuse_base=reuse_base,
         keep=keep,
         command=command or "mentor-train " + shlex.join(sys.argv[1:]),
     )

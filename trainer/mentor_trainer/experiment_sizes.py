@@ -197,5 +197,6 @@ class ExperimentOptions:
     service_workers: int | None = None  # default: one per core
     torch_threads: int | None = None  # None: torch's default (one per core)
     reuse_sft: bool = False  # reuse data, base model and checkpoint A found in `workdir`
+    reuse_base: bool = False  # reuse data and base model found in `workdir`; SFT runs again
     keep: bool = False
     command: str = ""

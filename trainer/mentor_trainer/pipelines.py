@@ -114,6 +114,12 @@ def _configure_experiment(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="reuse the data, decoder and checkpoint A an earlier run (same size and data seed) left in the workdir",
     )
+    p.add_argument(
+        "--reuse-base",
+        action="store_true",
+        help="reuse the data and decoder an earlier run left in the workdir, but run SFT again (e.g. with "
+        "another --sft-steps)",
+    )
     p.add_argument("--command-label", default="", help="the command to record in the JSON (default: this one)")
     _json_flag(p)
 
@@ -155,6 +161,7 @@ def _run_experiment(args: argparse.Namespace) -> int:
         command=args.command_label,
         torch_threads=args.torch_threads,
         reuse_sft=args.reuse_sft,
+        reuse_base=args.reuse_base,
         grpo_lr=args.grpo_lr,
         grpo_beta=args.grpo_beta,
         grpo_temperature=args.grpo_temperature,
