@@ -367,3 +367,37 @@ def test_transformers_serve_every_bfcl_category(
     assert all(m["n"] + m["request_errors"] == 2 for m in report["splits"].values())
     rollouts = (out / "rollouts.jsonl").read_text().splitlines()
     assert len(rollouts) == 4  # --limit 2 per split
+
+
+@pytest.mark.slow
+def test_cases_without_functions_and_refused_docs_are_judged_or_counted() -> None:
+    """live_irrelevance has cases that offer no function (nothing to check a call against), and a
+    function doc our engine refuses is that case's scoring error, never a verdict or a crash."""
+    from mentor_client.adapters.trl_tools import ToolExecutor
+    from mentor_trainer.bfcl_judge import BfclOutput, judge_category
+
+    def never(*_: Any) -> dict[str, Any]:
+        raise AssertionError("(ir)relevance cases are not sent to the AST checker")
+
+    bare = bfcl_data.BfclCase("live_irrelevance_1", "live_irrelevance", [{"role": "user", "content": "hi"}], [], None)
+    refused_doc = {
+        "name": "f",
+        "parameters": {"type": "dict", "properties": {"s": {"type": "string", "pattern": "("}}},
+    }
+    refused = bfcl_data.BfclCase("live_irrelevance_2", "live_irrelevance", bare.messages, [refused_doc], None)
+    call = {"name": "f", "arguments": {}, "error": None, "raw": "{}"}
+    outputs = [
+        BfclOutput(bare, {"role": "assistant", "content": "no"}, "stop"),
+        BfclOutput(bare, {"role": "assistant", "content": None}, "tool_calls", calls=[call]),
+        BfclOutput(refused, {"role": "assistant", "content": "no"}, "stop"),
+    ]
+    runner = ToolExecutor(local=True)
+    try:
+        tally, raw = judge_category(outputs, runner, never)
+    finally:
+        runner.close()
+    m = tally.metrics()
+    assert (m["n"], m["judged"], m["scoring_errors"], m["request_errors"]) == (3, 2, 1, 0)
+    assert [r.get("ours", {}).get("valid") for r in raw[:2]] == [True, False]
+    assert [r["bfcl"]["valid"] for r in raw[:2]] == [True, False] and m["agreement"] == 1.0
+    assert raw[2]["error"].startswith("scoring: ") and "pattern" in json.dumps(raw[2]["score"])

@@ -160,7 +160,16 @@ def score_output(output: BfclOutput, runner: ToolExecutor) -> dict[str, Any]:
         ]
     calls = [{"name": name, "arguments": params} for call in (case.ground_truth or []) for name, params in call.items()]
     item = {"completion": [message], "reference": {"calls": calls, "possible_answers": True}, "finished": True}
-    response = runner.backend.score([item], spec=BFCL_SPEC, tools=scoring_tools(case))
+    from mentor_client.exceptions import BadRequestError
+
+    # Some live_irrelevance cases offer no function at all: then there is no schema to check against.
+    tools = scoring_tools(case) or None
+    try:
+        response = runner.backend.score([item], spec=BFCL_SPEC, tools=tools)
+    except BadRequestError as exc:
+        # The engine refused this case's input (e.g. a function doc it cannot compile): that case is
+        # a scoring error in the table, the run goes on. An unreachable service still stops the run.
+        return {"error": {"type": exc.error.type, "message": exc.error.message, "param": exc.error.param}}
     result: dict[str, Any] = response.results[0].model_dump(mode="json")
     return result
 
