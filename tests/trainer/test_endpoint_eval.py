@@ -385,7 +385,7 @@ def test_cases_without_functions_and_refused_docs_are_judged_or_counted() -> Non
         "parameters": {"type": "dict", "properties": {"s": {"type": "string", "pattern": "("}}},
     }
     refused = bfcl_data.BfclCase("live_irrelevance_2", "live_irrelevance", bare.messages, [refused_doc], None)
-    call = {"name": "f", "arguments": {}, "error": None, "raw": "{}"}
+    call: dict[str, Any] = {"name": "f", "arguments": {}, "error": None, "raw": "{}"}
     outputs = [
         BfclOutput(bare, {"role": "assistant", "content": "no"}, "stop"),
         BfclOutput(bare, {"role": "assistant", "content": None}, "tool_calls", calls=[call]),
