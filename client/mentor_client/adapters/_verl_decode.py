@@ -144,6 +144,14 @@ def read_rows(samples: Sequence[Pending]) -> None:
         assert first is not None
         ids_flat = first.ids_root.detach().cpu().numpy().reshape(-1)
         mask_flat = first.mask_root.detach().cpu().numpy().reshape(-1)
+        if len(members) == 1:
+            # A sample with tensors of its own (the agent loop's): plain slices, since the
+            # gather's index arithmetic costs more than it saves for one row.
+            mask = mask_flat[first.mask_offset : first.mask_offset + first.mask_width]
+            length = int(mask[-first.width :].sum()) if first.width else 0
+            members[0].response_ids = ids_flat[first.ids_offset : first.ids_offset + length].tolist()
+            members[0].row = None
+            continue
         spots = [m.row for m in members if m.row is not None]
         ids = ids_flat[np.array([s.ids_offset for s in spots])[:, None] + np.arange(first.width)]
         masks = mask_flat[np.array([s.mask_offset for s in spots])[:, None] + np.arange(first.mask_width)]
