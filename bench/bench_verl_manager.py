@@ -1,23 +1,32 @@
 """verl reward manager overhead: one 1024-item step through `MentorRewardManager` and a live
 service, as a ratio to scoring the same items with the in-process engine.
 
-The step is the shared trainer catalogue (tests/trainers/trainers_catalogue.py) repeated to N items.
-The manager is driven as verl's reward loop drives it: `run_single` once per sample, all at once
-on one event loop (token ids in, a tiny local fast tokenizer decodes them); it sends one request
-per step. The service runs with one scoring worker at the same priority as this process
-(`worker_nice=0`: on a loaded machine a nicer worker would measure the scheduler, not the code),
-so the ratio measures what the manager and the HTTP path add (decoding, JSON both ways, the
-process hop), not parallel speed-up. The floor is the engine alone: `LocalBackend.score` in this
-thread (`item_timeout_s=None`, no worker process) on the decoded texts. Each run times, back to
-back, in the same order:
+The step is the shared trainer catalogue (tests/trainers/trainers_catalogue.py) repeated to N
+items, held as verl holds it: one `verl.DataProto` of token ids (a tiny local fast tokenizer
+decodes them). The manager is driven as verl 0.9.1 drives it, `run_single` once per sample, all
+at once on one event loop, along both of verl's paths:
 
-- the engine alone (the floor);
-- the manager over HTTP (the target: at most 1.5x the floor);
-- the manager scoring in this thread (`local=True` on the same in-thread backend: the same
-  decoding, label reading and answers, no HTTP): what the manager itself adds;
-- `RewardClient.score` of the same items in one request: what the HTTP path adds.
+- step slices: `RewardLoopManager.compute_rm_score` → `RewardLoopWorker.compute_score_batch`
+  hands each sample as `data[i : i + 1]`, a one-row view of the step. verl's slicing is timed
+  on its own and not counted in the manager's time (any reward manager is handed the same
+  slices);
+- per-trajectory samples: the agent loop's streaming reward (verl's path when no reward model
+  is configured) builds one `DataProto` per trajectory from its own ids. Here all of them
+  arrive at once, the best case for batching; in training they arrive as rollouts finish.
 
-The median of each ratio over the runs is reported.
+verl 0.9.1 calls no batched entry point of a reward manager, so there is no batched path to
+measure. The service runs with one scoring worker at the same priority as this process
+(`worker_nice=0`: on a loaded machine a nicer worker would measure the scheduler, not the
+code), so the ratio measures what the manager and the HTTP path add (reading and decoding,
+JSON both ways, the process hop), not parallel speed-up. The floor is the engine alone:
+`LocalBackend.score` in this thread (`item_timeout_s=None`, no worker process) on the decoded
+texts. Each run times, back to back, in the same order: the engine alone; verl's slicing; the
+manager over HTTP on the step slices (the target: at most 1.5x the floor) and on the
+per-trajectory samples; the manager scoring the slices in this thread (`local=True` on the
+same in-thread backend: the same reading, decoding, label reading and answers, no HTTP); and
+`RewardClient.score` of the same items in one request (what the HTTP path adds). The median of
+each ratio over the runs is reported, for wall and CPU time (this process's threads plus the
+service's process tree, from /proc).
 
     .venv/bin/python bench/bench_verl_manager.py            # 1024 items, 7 runs
     .venv/bin/python bench/bench_verl_manager.py --items 256 --runs 3
@@ -27,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import statistics
 import sys
@@ -158,6 +168,10 @@ class _Phases:
         self.cpu: dict[str, list[float]] = {}
 
     def run(self, name: str, fn: Callable[[], Any], *, uses_service: bool) -> Any:
+        # A full collection of this process's heap (torch, transformers and verl loaded) takes
+        # about a second on this machine and lands in whichever phase the allocation count
+        # triggers it in: collect first, so each phase pays for its own garbage only.
+        gc.collect()
         service0 = _tree_cpu_s(self.service_pid) if uses_service else 0.0
         cpu0 = time.process_time()  # every thread of this process, the tokenizer's included
         t0 = time.perf_counter()
