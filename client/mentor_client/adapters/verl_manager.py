@@ -157,6 +157,7 @@ class MentorRewardManager(_ManagerBase):
         self._arrived_this_tick += 1
         if len(self._pending) >= self.settings.max_batch:
             self._flush_now()
+            self._arrived_this_tick = 0  # counted towards the batch just sent
             return await pending.future
         if self._tick_handle is None:
             self._tick_handle = loop.call_soon(self._end_of_tick)
