@@ -28,6 +28,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mentor_client.protocol import BatchStats, ItemResult
 
+from ..scoring import ItemScore
+
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -131,7 +133,7 @@ class ServiceMetrics:
         self.registry.register(self.component_scores)
         self.registry.register(self.rewards)
 
-    def record_batch(self, preset: str, results: Sequence[ItemResult], stats: BatchStats) -> None:
+    def record_batch(self, preset: str, results: Sequence[ItemResult | ItemScore], stats: BatchStats) -> None:
         """Account one scored batch: items, rewards, component scores, and item errors by type."""
         self.items_scored.labels(preset).inc(len(results))
         reward_sum = 0.0

@@ -7,9 +7,10 @@ it lives on `app.state.service`, is filled by the lifespan, and reaches routes t
 
 `resolve_config` validates a request's reward choice with the engine's own
 `resolve_engine_config` (a 400 naming the field), off the event loop and cached, since GRPO
-sends the same choice every step; `score_items` runs the pool, builds the public results with
-`mentor_client.results.item_result`, aggregates them with `batch_stats`, updates metrics and
-appends records. docs/architecture.md follows one request through these steps.
+sends the same choice every step; `score_rows` runs the pool, builds the public results as
+plain dicts and aggregates them in one pass (`mentor_client.results.rows_and_stats`), updates
+metrics and appends records (`score_items` gives the same results as wire models).
+docs/architecture.md follows one request through these steps.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from mentor_client.protocol import BatchStats, ItemResult
-from mentor_client.results import batch_stats, item_result
+from mentor_client.results import result_model, rows_and_stats
 
 from ..records import RecordStore
 from ..scoring import EngineConfig, ItemScore, RewardSpec, resolve_engine_config
@@ -118,7 +119,21 @@ class ServiceState:
         step: int | None,
         refused: Mapping[int, ItemScore] | None = None,
     ) -> tuple[list[ItemResult], BatchStats]:
-        """Score, aggregate, account and record one batch; results in the order of `items`.
+        """`score_rows` as wire models (for routes that read the results rather than send them)."""
+        rows, stats = await self.score_rows(config, items, run_id=run_id, step=step, refused=refused)
+        return [result_model(row) for row in rows], BatchStats.model_construct(**stats)
+
+    async def score_rows(
+        self,
+        config: ResolvedConfig,
+        items: list[Any],
+        *,
+        run_id: str | None,
+        step: int | None,
+        refused: Mapping[int, ItemScore] | None = None,
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Score, aggregate, account and record one batch: each item's result as the plain dict
+        of its JSON (`result_row`), in the order of `items`, and the `BatchStats` fields.
 
         `refused` holds the items already answered by a cheap check (e.g. over a size limit):
         they are not sent to the workers but are reported, counted and recorded like the rest.
@@ -132,11 +147,13 @@ class ServiceState:
             scored = iter(await pool.score(config.engine, jobs) if jobs else [])
         finally:
             self.metrics.batches_in_flight.dec()
-        scores = [refused[index] if index in refused else next(scored) for index in range(len(items))]
-        results = [item_result(_named(score, index)) for index, score in enumerate(scores)]
-        stats = batch_stats(results)
-        self.metrics.record_batch(config.label, results, stats)
-        if self.store is not None and results:
+        scores = [
+            _named(refused[index], index) if index in refused else _named(next(scored), index)
+            for index in range(len(items))
+        ]
+        rows, stats = rows_and_stats(scores)
+        self.metrics.record_batch(config.label, scores, BatchStats.model_construct(**stats))
+        if self.store is not None and rows:
             now = time.time()
             spec_hash = config.engine.spec.hash
             self.store.append(
@@ -147,16 +164,16 @@ class ServiceState:
                         "spec_hash": spec_hash,
                         "preset": config.preset,
                         "item": item,
-                        "reward": result.reward,
-                        "components": result.components,
-                        "reason": result.reason,
-                        "error": None if result.error is None else result.error.model_dump(),
+                        "reward": row["reward"],
+                        "components": row["components"],
+                        "reason": row["reason"],
+                        "error": row["error"],
                         "created_at": now,
                     }
-                    for item, result in zip(items, results, strict=True)
+                    for item, row in zip(items, rows, strict=True)
                 ]
             )
-        return results, stats
+        return rows, stats
 
     def require_pool(self) -> ScoringPool:
         if self.pool is None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
+from pydantic_core import to_json
 
 from mentor_client.protocol import API_PREFIX, ScoreRequest, ScoreResponse
 
@@ -85,17 +86,16 @@ async def score(request: ScoreRequest, state: StateDep, settings: SettingsDep) -
         parser=request.parser,
         eos_tokens=request.eos_tokens,
     )
-    results, stats = await state.score_items(
+    rows, stats = await state.score_rows(
         config, request.items, run_id=request.run_id, step=request.step, refused=refused
     )
-    response = ScoreResponse.model_construct(
-        results=results, spec_hash=config.engine.spec.hash, preset=config.preset, stats=stats
-    )
-    # Serialised by pydantic's own writer, once: the models were built from validated values.
-    # `reasons: false` only thins the answer: the record above kept every reason, and an
-    # item's error message travels in its `error`.
+    answer = {"results": rows, "spec_hash": config.engine.spec.hash, "preset": config.preset, "stats": stats}
+    # Written once, from plain dicts in `ScoreResponse`'s field order, by pydantic's own JSON
+    # writer (the bytes its models would write; no model per item). `reasons: false` only
+    # thins the answer: the record above kept every reason, and an item's error message
+    # travels in its `error`.
     exclude = None if request.reasons else _NO_REASONS
-    return Response(response.model_dump_json(exclude=exclude).encode(), media_type="application/json")
+    return Response(to_json(answer, exclude=exclude), media_type="application/json")
 
 
 _NO_REASONS: Any = {"results": {"__all__": {"reason"}}}
