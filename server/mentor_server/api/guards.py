@@ -165,23 +165,32 @@ class BodySizeMiddleware:
 
 
 def check_depth(value: Any, limit: int, param: str) -> None:
-    """Raise a 422 when `value` nests deeper than `limit` containers. Iterative: never recurses.
+    """Raise a 422 when `value` nests deeper than `limit` containers. Iterative: never recurses."""
+    if not within_depth((value,), limit):
+        raise ApiError(422, f"{param} nests deeper than {limit} levels", type="too_deep", param=param)
 
-    Level by level, keeping only the containers: it runs on the event loop for every item of
-    every batch, and most values in an item are scalars, which this looks at once, in a list
-    comprehension, instead of pushing each on a stack.
+
+def within_depth(values: Iterable[Any], limit: int) -> bool:
+    """Whether none of `values` nests deeper than `limit` containers (`check_depth`'s test).
+
+    Level by level, keeping only the containers, one comprehension per level: it runs on the
+    event loop for every item of every batch, and most values in an item are scalars, looked
+    at once each. A batch's items go through in one call (one loop, not one per item); the
+    caller names the culprit with `check_depth` item by item only when this says no.
     """
-    level: list[Any] = [value] if isinstance(value, _CONTAINERS) else []
+    level: list[Any] = [value for value in values if isinstance(value, _CONTAINERS)]
     depth = 0
     while level:
         if depth >= limit:
-            raise ApiError(422, f"{param} nests deeper than {limit} levels", type="too_deep", param=param)
-        below: list[Any] = []
-        for container in level:
-            children: Iterable[Any] = container.values() if isinstance(container, dict) else container
-            below.extend([child for child in children if isinstance(child, _CONTAINERS)])
-        level = below
+            return False
+        level = [
+            child
+            for container in level
+            for child in (container.values() if isinstance(container, dict) else container)
+            if isinstance(child, _CONTAINERS)
+        ]
         depth += 1
+    return True
 
 
 _CONTAINERS = (dict, list, tuple)

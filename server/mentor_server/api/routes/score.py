@@ -26,7 +26,7 @@ from mentor_client.protocol import API_PREFIX, ScoreRequest, ScoreResponse
 
 from ...scoring import ItemError, ItemScore
 from ..errors import ERROR_RESPONSES, ApiError, JSONErrorRoute
-from ..guards import check_depth, check_item_completion, check_run_id, check_schemas
+from ..guards import check_depth, check_item_completion, check_run_id, check_schemas, within_depth
 from ..settings import ServiceSettings
 from ..state import SettingsDep, StateDep
 
@@ -56,12 +56,21 @@ def check_request_shape(request: ScoreRequest, settings: ServiceSettings) -> dic
         if value is not None:
             check_depth(value, settings.max_json_depth, name)
     refused: dict[int, ItemScore] = {}
+    # The common case in one pass: no item nests too deep (then only completions need a look),
+    # and a text completion within its character limit has nothing else to check. Otherwise
+    # each item is checked in full, in order, so the first culprit is the one named.
+    depth_ok = within_depth([i for i in request.items if isinstance(i, dict)], settings.max_json_depth - 1)
+    max_chars = settings.max_completion_chars
     for index, item in enumerate(request.items):
         if not isinstance(item, dict):
             continue
+        completion = item.get("completion")
+        if depth_ok and type(completion) is str and len(completion) <= max_chars:
+            continue
         try:
-            check_item_completion(item.get("completion"), f"items[{index}].completion", settings)
-            check_depth(item, settings.max_json_depth - 1, f"items[{index}]")
+            check_item_completion(completion, f"items[{index}].completion", settings)
+            if not depth_ok:
+                check_depth(item, settings.max_json_depth - 1, f"items[{index}]")
         except ApiError as exc:
             if exc.type == "too_deep":
                 raise
