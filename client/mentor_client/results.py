@@ -57,6 +57,8 @@ class ScoredItem(Protocol):
 def _text(value: str) -> str:
     # Reasons quote model output, which may hold lone UTF-16 surrogates that no JSON encoder
     # writes as UTF-8; escape them rather than fail the whole response.
+    if value.isascii():  # most reasons: no copy made to find out
+        return value
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -64,9 +66,10 @@ def _text(value: str) -> str:
     return value
 
 
-def result_row(score: ScoredItem) -> dict[str, Any]:
+def result_row(score: ScoredItem, reasons: bool = True) -> dict[str, Any]:
     """The public result of one scored item as the plain dict of its JSON, in `ItemResult`'s
-    field order. An item with an error has no reward and no counts.
+    field order. An item with an error has no reward and no counts. `reasons=False` leaves the
+    `reason` key out (an answer to `reasons: false` that nothing records).
 
     The service writes its answer from these rows without building a model per item (a
     pydantic model per result cost about 11 ms per 1024 items); numbers are floats, as the
@@ -74,25 +77,26 @@ def result_row(score: ScoredItem) -> dict[str, Any]:
     """
     error = score.error
     if error is not None:
-        return {
-            "reward": None,
-            "components": {},
-            "reason": _text(score.reason or error.message),
-            "error": {"type": error.type, "message": _text(error.message), "param": _text(error.param or "") or None},
-            "n_tool_calls": None,
-            "n_invalid_tools": None,
-            "gate": None,
-        }
+        row: dict[str, Any] = {"reward": None, "components": {}}
+        if reasons:
+            row["reason"] = _text(score.reason or error.message)
+        row["error"] = {"type": error.type, "message": _text(error.message), "param": _text(error.param or "") or None}
+        row["n_tool_calls"] = row["n_invalid_tools"] = row["gate"] = None
+        return row
     reward = score.reward
-    return {
-        "reward": reward if reward is None or type(reward) is float else float(reward),
-        "components": {k: v if v is None or type(v) is float else float(v) for k, v in score.components.items()},
-        "reason": _text(score.reason),
-        "error": None,
-        "n_tool_calls": score.n_calls,
-        "n_invalid_tools": score.n_invalid_tools,
-        "gate": score.gate,
-    }
+    components = dict(score.components)
+    for value in components.values():
+        if value is not None and type(value) is not float:  # an int from a component or a gate
+            components = {k: v if v is None else float(v) for k, v in components.items()}
+            break
+    row = {"reward": reward if reward is None or type(reward) is float else float(reward), "components": components}
+    if reasons:
+        row["reason"] = _text(score.reason)
+    row["error"] = None
+    row["n_tool_calls"] = score.n_calls
+    row["n_invalid_tools"] = score.n_invalid_tools
+    row["gate"] = score.gate
+    return row
 
 
 def item_result(score: ScoredItem) -> ItemResult:
@@ -191,12 +195,12 @@ def batch_stats(results: Sequence[ItemResult]) -> BatchStats:
     return BatchStats(**totals.fields())
 
 
-def rows_and_stats(scores: Iterable[ScoredItem]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def rows_and_stats(scores: Iterable[ScoredItem], reasons: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Every item's `result_row` and the batch's `BatchStats` fields, in one pass."""
     totals = StatsTotals()
     rows = []
     for score in scores:
-        row = result_row(score)
+        row = result_row(score, reasons)
         totals.add(
             row["error"] is not None, row["reward"], row["components"], row["n_tool_calls"], row["n_invalid_tools"]
         )

@@ -131,12 +131,14 @@ class ServiceState:
         run_id: str | None,
         step: int | None,
         refused: Mapping[int, ItemScore] | None = None,
+        reasons: bool = True,
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """Score, aggregate, account and record one batch: each item's result as the plain dict
         of its JSON (`result_row`), in the order of `items`, and the `BatchStats` fields.
 
         `refused` holds the items already answered by a cheap check (e.g. over a size limit):
         they are not sent to the workers but are reported, counted and recorded like the rest.
+        `reasons=False` may leave each row's `reason` out (the record, when on, still keeps it).
         """
         pool = self.require_pool()
         refused = refused or {}
@@ -151,7 +153,7 @@ class ServiceState:
             _named(refused[index], index) if index in refused else _named(next(scored), index)
             for index in range(len(items))
         ]
-        rows, stats = rows_and_stats(scores)
+        rows, stats = rows_and_stats(scores, reasons or self.store is not None)
         self.metrics.record_batch(config.label, scores, BatchStats.model_construct(**stats))
         if self.store is not None and rows:
             now = time.time()

@@ -96,14 +96,15 @@ async def score(request: ScoreRequest, state: StateDep, settings: SettingsDep) -
         eos_tokens=request.eos_tokens,
     )
     rows, stats = await state.score_rows(
-        config, request.items, run_id=request.run_id, step=request.step, refused=refused
+        config, request.items, run_id=request.run_id, step=request.step, refused=refused, reasons=request.reasons
     )
     answer = {"results": rows, "spec_hash": config.engine.spec.hash, "preset": config.preset, "stats": stats}
     # Written once, from plain dicts in `ScoreResponse`'s field order, by pydantic's own JSON
     # writer (the bytes its models would write; no model per item). `reasons: false` only
-    # thins the answer: the record above kept every reason, and an item's error message
-    # travels in its `error`.
-    exclude = None if request.reasons else _NO_REASONS
+    # thins the answer: the rows were built without reasons, or with them for the record
+    # (which keeps every reason) and they are left out here; an item's error message travels
+    # in its `error`.
+    exclude = _NO_REASONS if not request.reasons and rows and "reason" in rows[0] else None
     return Response(to_json(answer, exclude=exclude), media_type="application/json")
 
 
