@@ -66,7 +66,7 @@ def _children(root: int) -> list[int]:
 
 
 def _tree_env(tree: Path) -> dict[str, str]:
-    env = service_env(workers="1", worker_nice="0")
+    env: dict[str, str] = service_env(workers="1", worker_nice="0")
     env["PYTHONPATH"] = os.pathsep.join(str(tree / part) for part in ("server", "client", "trainer"))
     return env
 
