@@ -401,3 +401,45 @@ def test_cases_without_functions_and_refused_docs_are_judged_or_counted() -> Non
     assert [r.get("ours", {}).get("valid") for r in raw[:2]] == [True, False]
     assert [r["bfcl"]["valid"] for r in raw[:2]] == [True, False] and m["agreement"] == 1.0
     assert raw[2]["error"].startswith("scoring: ") and "pattern" in json.dumps(raw[2]["score"])
+
+
+# ---------------------------------------------------------------------------- retrieval splits over an endpoint
+def test_retrieval_splits_use_the_data_folders_index_with_local(tmp_path: Path) -> None:
+    """`eval --endpoint --local` serves the search index `make-data --retrieval` wrote into the data
+    folder, as the in-process eval does; without it the run stops before any request, naming the file."""
+    from mentor_client.adapters.trl_tools import ToolExecutor
+    from mentor_trainer import families_retrieval as fr
+    from mentor_trainer.benchmark import BenchmarkSizes, generate_benchmark
+
+    fr.enable()
+    try:
+        rows = generate_benchmark(seed=7, sizes=BenchmarkSizes(train=16, test=4, ood=4))["ood_retrieval"]
+        fr.write_index(tmp_path / "retrieval")
+    finally:
+        fr.disable()  # this process serves no retrieval tool of its own: the runner must load the file
+    (tmp_path / "ood_retrieval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    options = EndpointEvalOptions(
+        endpoint="http://oracle.test/v1", model="oracle", splits=("ood_retrieval",), limit=4, max_retries=0
+    )
+
+    oracle = Oracle(rows, [], wrong=False)
+    bare = ToolExecutor(local=True, toolset_files=fr.local_toolset_files(tmp_path / "elsewhere", True))
+    try:
+        with pytest.raises(RuntimeError, match=r"retrieval/toolsets\.json"):
+            run_endpoint_eval(options, bare, data_dir=tmp_path, progress=False, transport=httpx.MockTransport(oracle))
+    finally:
+        bare.close()
+    assert oracle.tool_results == []
+
+    runner = ToolExecutor(local=True, toolset_files=fr.local_toolset_files(tmp_path, True))
+    try:
+        result = run_endpoint_eval(
+            options, runner, data_dir=tmp_path, progress=False, transport=httpx.MockTransport(oracle)
+        )
+    finally:
+        runner.close()
+    # The searches ran on the folder's index: the model saw the teacher's own search results.
+    seen = sorted(json.dumps(json.loads(text), sort_keys=True) for text in oracle.tool_results)
+    assert seen == sorted(json.dumps(c["result"], sort_keys=True) for r in rows for c in r["reference"]["calls"])
+    metrics = result["splits"]["ood_retrieval"]
+    assert (metrics["n"], metrics["accuracy"], metrics["request_errors"]) == (4, 1.0, 0)

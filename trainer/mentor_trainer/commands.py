@@ -440,14 +440,14 @@ def _run_eval(args: argparse.Namespace) -> int:
     from mentor_client.adapters.trl_tools import ToolExecutor
 
     from .evaluate import EvalOptions, run_eval
+    from .families_retrieval import local_toolset_files
 
     # In-process tools and scoring load the retrieval family's search index when make-data wrote one.
-    retrieval = Path(args.data) / "retrieval" / "toolsets.json"
     runner = ToolExecutor(
         None if args.local else args.reward_url or os.environ.get("MENTOR_REWARD_URL"),
         local=args.local,
         api_key=args.api_key,
-        toolset_files=[retrieval] if args.local and retrieval.is_file() else (),
+        toolset_files=local_toolset_files(args.data, args.local),
     )
     options = EvalOptions(
         splits=_splits(args.split, args.data),

@@ -49,6 +49,7 @@ from .bfcl_data import (
 from .bfcl_judge import BfclOutput, CategoryTally, bfcl_table, judge_category
 from .chat import prompt_without_tool_block
 from .evaluate import Rollout, finish_warnings, format_table, score_rollouts, summarise
+from .families_retrieval import local_toolset_files, serve_retrieval
 from .teach import ChatEndpoint, TeachOptions, Turn, read_turn
 
 if TYPE_CHECKING:
@@ -263,6 +264,7 @@ def run_endpoint_eval(
         from .benchmark import load_rows
 
         per_split = {split: load_rows(data_dir, split, options.limit) for split in options.splits}
+        serve_retrieval(runner, {r.get("toolset") or "calculator" for rows in per_split.values() for r in rows})
     check: Checker | None = None
     cases: dict[str, list[BfclCase]] = {}
     if options.bfcl_categories:
@@ -392,6 +394,8 @@ def endpoint_command(args: Any) -> int:
         None if args.local else args.reward_url or os.environ.get("MENTOR_REWARD_URL"),
         local=args.local,
         api_key=args.api_key,
+        # As the in-process eval: the retrieval splits' search index when make-data wrote one.
+        toolset_files=local_toolset_files(args.data, args.local),
     )
     try:
         result = run_endpoint_eval(options, runner, data_dir=args.data, out=out, progress=not args.json)

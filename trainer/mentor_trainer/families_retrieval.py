@@ -415,6 +415,16 @@ def disable() -> None:
         FAMILIES.pop(group, None)
 
 
+def local_toolset_files(data_dir: str | Path | None, local: bool) -> list[Path]:
+    """The toolsets file `make-data --retrieval` wrote into `data_dir`, for in-process tools
+    (`local`) that must serve the retrieval splits' search index; none otherwise (a service is
+    given it with MENTOR_TOOLSETS when it starts)."""
+    if not local or data_dir is None:
+        return []
+    path = Path(data_dir) / "retrieval" / "toolsets.json"
+    return [path] if path.is_file() else []
+
+
 def serve_retrieval(runner: Any, toolsets: set[str]) -> None:
     """Check, before any rollout, that `runner` serves the `retrieval` toolset when `toolsets` (those
     of the rows about to be rolled out) include it; otherwise raise with the way to provide it (each
