@@ -140,6 +140,16 @@ def bench_tantivy(corpus: Path, folder: Path, queries: list[str], top_k: int) ->
     return {"docs": manifest["documents"], "wall_s": wall, "cpu_s": cpu, **lat, "tool_p50_ms": tool["p50_ms"]}
 
 
+def _add_json_lines(index: Any, corpus: Path) -> None:
+    """tantivy alone: the corpus's raw lines into `index`, no checks, two indexing threads."""
+    writer = index.writer(heap_size=128_000_000, num_threads=2)
+    with corpus.open(encoding="utf-8") as stream:
+        for line in stream:
+            writer.add_json(line)
+    writer.commit()
+    writer.wait_merging_threads()
+
+
 def build_breakdown(corpus: Path, folder: Path) -> dict[str, float]:
     """Where tantivy's build time goes (CPU seconds): reading and checking the lines, making tantivy
     documents, and, for contrast, tantivy alone: raw lines (`add_json`) with its default tokenizer."""
@@ -158,15 +168,7 @@ def build_breakdown(corpus: Path, folder: Path) -> dict[str, float]:
     (folder / "raw").mkdir()
     index = tantivy.Index(builder.build(), path=str(folder / "raw"))
 
-    def raw() -> None:
-        writer = index.writer(heap_size=128_000_000, num_threads=2)
-        with corpus.open(encoding="utf-8") as stream:
-            for line in stream:
-                writer.add_json(line)
-        writer.commit()
-        writer.wait_merging_threads()
-
-    _, _, raw_cpu = timed(raw)
+    _, _, raw_cpu = timed(lambda: _add_json_lines(index, corpus))
 
     # The least tantivy can do for BM25 over these fields: nothing stored, term frequencies
     # without positions, no stemming. The toolset must store the text (a search returns the
@@ -178,16 +180,7 @@ def build_breakdown(corpus: Path, folder: Path) -> dict[str, float]:
     bare.add_text_field("text", stored=False, index_option="freq")
     (folder / "bare").mkdir()
     bare_index = tantivy.Index(bare.build(), path=str(folder / "bare"))
-
-    def bare_build() -> None:
-        writer = bare_index.writer(heap_size=128_000_000, num_threads=2)
-        with corpus.open(encoding="utf-8") as stream:
-            for line in stream:
-                writer.add_json(line)
-        writer.commit()
-        writer.wait_merging_threads()
-
-    _, _, bare_cpu = timed(bare_build)
+    _, _, bare_cpu = timed(lambda: _add_json_lines(bare_index, corpus))
     return {
         "read_check_cpu_s": read,
         "read_check_documents_cpu_s": documents,

@@ -249,6 +249,15 @@ def write_benchmark(
     return manifest
 
 
+def split_names(values: list[str] | None, data_dir: str | Path) -> tuple[str, ...]:
+    """The splits a `--split` flag names (repeatable or comma-separated; default `test`); `all` is
+    every split file in `data_dir` except `train`."""
+    names = [s for v in (values or ["test"]) for s in v.split(",") if s]
+    if names == ["all"]:
+        names = sorted(p.stem for p in Path(data_dir).glob("*.jsonl") if p.stem != "train")
+    return tuple(names)
+
+
 def load_rows(data_dir: str | Path, split: str, limit: int | None = None) -> list[dict[str, Any]]:
     """Rows of one split as plain dicts (from `<split>.jsonl`)."""
     path = Path(data_dir) / f"{split}.jsonl"

@@ -407,13 +407,6 @@ def _configure_eval(p: argparse.ArgumentParser) -> None:
     _json_flag(p)
 
 
-def _splits(values: list[str] | None, data: str) -> tuple[str, ...]:
-    names = [s for v in (values or ["test"]) for s in v.split(",") if s]
-    if names == ["all"]:
-        names = sorted(p.stem for p in Path(data).glob("*.jsonl") if p.stem != "train")
-    return tuple(names)
-
-
 @register_command(
     "eval",
     help="roll a model out with tool execution and report accuracy and tool-use metrics",
@@ -439,6 +432,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         raise ValueError("--data is required (the benchmark folder), unless --endpoint is given")
     from mentor_client.adapters.trl_tools import ToolExecutor
 
+    from .benchmark import split_names
     from .evaluate import EvalOptions, run_eval
     from .families_retrieval import local_toolset_files
 
@@ -450,7 +444,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         toolset_files=local_toolset_files(args.data, args.local),
     )
     options = EvalOptions(
-        splits=_splits(args.split, args.data),
+        splits=split_names(args.split, args.data),
         limit=args.limit,
         max_turns=args.max_turns,
         max_new_tokens=args.max_new_tokens,

@@ -352,23 +352,14 @@ def endpoint_command(args: Any) -> int:
 
     from mentor_client.adapters.trl_tools import ToolExecutor
 
-    from .teach import EndpointError, chat_completions_url
+    from .benchmark import split_names
+    from .teach import EndpointError, chat_completions_url, parse_extra_body
 
     chat_completions_url(args.endpoint)  # a bad URL fails before anything loads
-    extra = None
-    if args.extra_body:
-        try:
-            extra = json.loads(args.extra_body)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"--extra-body: not valid JSON ({exc.msg})") from exc
-        if not isinstance(extra, dict):
-            raise ValueError("--extra-body: expected a JSON object")
+    extra = parse_extra_body(args.extra_body)
     splits: tuple[str, ...] = ()
     if args.data is not None:
-        names = [s for v in (args.split or ["test"]) for s in v.split(",") if s]
-        if names == ["all"]:
-            names = sorted(p.stem for p in Path(args.data).glob("*.jsonl") if p.stem != "train")
-        splits = tuple(names)
+        splits = split_names(args.split, args.data)
     elif args.split:
         raise ValueError("--split needs --data (the benchmark folder)")
     options = EndpointEvalOptions(

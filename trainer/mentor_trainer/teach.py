@@ -426,15 +426,21 @@ def configure_teach(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
+def parse_extra_body(text: str | None) -> dict[str, Any] | None:
+    """`--extra-body`: a JSON object merged into every chat request (None when not given)."""
+    if not text:
+        return None
+    try:
+        extra = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--extra-body: not valid JSON ({exc.msg})") from exc
+    if not isinstance(extra, dict):
+        raise ValueError("--extra-body: expected a JSON object")
+    return extra
+
+
 def options_from_args(args: argparse.Namespace) -> TeachOptions:
-    extra = None
-    if args.extra_body:
-        try:
-            extra = json.loads(args.extra_body)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"--extra-body: not valid JSON ({exc.msg})") from exc
-        if not isinstance(extra, dict):
-            raise ValueError("--extra-body: expected a JSON object")
+    extra = parse_extra_body(args.extra_body)
     api_key = args.api_key or os.environ.get("MENTOR_TEACHER_API_KEY") or os.environ.get("OPENAI_API_KEY")
     return TeachOptions(
         endpoint=args.endpoint,
