@@ -27,7 +27,7 @@ import pytest
 from doc_blocks import block, shell_lines, shown_output
 from doc_services import documented_service, run_documented
 
-pytest.importorskip("tantivy", reason="the search extra is not installed")
+pytest.importorskip("Stemmer", reason="the search extra is not installed")
 
 # Every test here uses the index the page's own build command makes (a CLI process).
 pytestmark = pytest.mark.slow

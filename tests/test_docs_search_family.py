@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from doc_blocks import block
 
-pytest.importorskip("tantivy", reason="the search extra is not installed")
+pytest.importorskip("Stemmer", reason="the search extra is not installed")
 
 REPORT = """
 import json as _json

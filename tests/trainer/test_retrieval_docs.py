@@ -21,7 +21,7 @@ import pytest
 from doc_blocks import block, shell_lines
 from doc_services import documented_service, run_documented
 
-pytest.importorskip("tantivy", reason="the search extra is not installed")
+pytest.importorskip("Stemmer", reason="the search extra is not installed")
 
 
 def test_the_python_block_gives_the_splits_and_files_it_names(tmp_path: Path) -> None:

@@ -1,20 +1,42 @@
-"""The embedded search index behind the `search` tool: BM25 over a JSONL corpus, with tantivy.
+"""The embedded search index behind the `search` tool: BM25 over a JSONL corpus, built column-wise.
 
 A corpus is JSONL, one document a line: `{"id", "title", "text"}` (FlashRAG's wiki dumps,
-`{"id", "contents"}` with the title as the first line of `contents`, are read too). `build_index`
-checks every line (a bad one is an error naming its line number, not a skipped document) and
-writes a tantivy index plus `mentor_search.json`, a manifest that lets `SearchIndex.open` refuse
-a folder that is not one of ours. Tantivy was measured against bm25s on the same generated corpus
-(bench/bench_search.py, bench/RESULTS.md): its Rust indexer builds several times faster per CPU
-second, and both answer well within the latency target.
+`{"id", "contents"}` with the title as the first line of `contents`, are read too). A null field
+counts as absent. A bad line is an error naming its line number, never a skipped document.
 
-Searching is deterministic for a fixed index: the query is reduced to plain lower-case words
-(no query-language operators, so a model's quote, colon or `AND` is never syntax), scored with
-BM25 over title and text (title matches count double), and hits are ordered by score, then by
-document id, so documents with equal scores come back in the same order whatever the segment
-layout (up to 4,096 documents tied at the cut; beyond that, in index order). The tantivy index
-is opened lazily and again after a fork: the service's scoring processes are forked from the
-process that registered the toolset, and each needs its own reader.
+Why this engine. The build is the slow part of an index (the issue asks 50,000 documents/s on a
+2-core machine), and per-word Python work cannot reach it: 6 million words at 100 ns each is
+already over half the budget. So the build never touches a word in Python:
+
+- pyarrow reads the JSONL (its C++ reader, on several threads), and the corpus is checked with
+  column operations; anything the fast reader does not take (an integer id, a bad line) is read
+  again line by line by `read_corpus`, which names the bad line or builds from what it read;
+- the words: one byte table lower-cases ASCII letters and blanks every other ASCII character that
+  is not a word character (numpy), pyarrow splits on the blanks and dictionary-encodes the words
+  of a chunk of documents (C++), and only each chunk's *distinct* words reach Python, where they
+  are stemmed (PyStemmer's Snowball English, in C) and given global term ids;
+- numpy sorts (term, document) pairs into posting lists and precomputes each posting's BM25 weight.
+
+Chunks are analysed on `threads` threads (pyarrow and numpy release the GIL); their size is fixed,
+so every thread count builds byte-identical files. tantivy (Rust) and bm25s were measured first:
+tantivy's best case here was 26,610 documents per CPU second with nothing stored, bm25s's Python
+tokenizer 6,742 (bench/bench_search.py, bench/RESULTS.md "Issue 13").
+
+The words of a text, for documents and queries alike (`words`): maximal runs of word characters
+(`\\w`, Unicode), lower-cased. ASCII runs are found by the byte table; a run holding non-ASCII
+bytes (accents, CJK, Unicode punctuation) is split by Python's `\\w+` after `str.lower()`. Queries
+run through the same two steps, so a query word and an indexed word always agree.
+
+Scoring: BM25 (k1 1.2, b 0.75, idf ln(1 + (N - df + 0.5) / (df + 0.5))) over title and text, each
+field with its own lengths, title matches counting double; a query's distinct terms are summed.
+Hits are ordered by score, then by document id (exactly, however many documents tie), so a fixed
+index answers a query the same way every time.
+
+On disk (`build_index`): `mentor_search.json` (the manifest, written last, which `SearchIndex.open`
+requires), `terms.txt` (one term a line; the line number is the term id), per field
+`{field}.indptr.npy` / `{field}.docs.npy` / `{field}.weights.npy` (CSR posting lists), `id_rank.npy`
+(each document's place in id order, for ties) and `documents.arrow` (id, title, text; Arrow IPC).
+Everything is memory-mapped on the first search, in the process that searches.
 """
 
 from __future__ import annotations
@@ -24,22 +46,45 @@ import json
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MANIFEST", "CorpusError", "Document", "SearchIndex", "build_index", "read_corpus"]
+__all__ = [
+    "MANIFEST",
+    "CorpusError",
+    "Document",
+    "SearchIndex",
+    "build_index",
+    "document_from_json",
+    "query_words",
+    "read_corpus",
+    "words",
+]
 
 MANIFEST = "mentor_search.json"
 """The file that marks a folder as a search index built here (format, document count, corpus hash)."""
 
-_FORMAT = 1
+_FORMAT = 2  # 1 was a tantivy index: `open` refuses it with "rebuild the index"
 _MAX_QUERY_CHARS = 1000
-_QUERY_WORD = re.compile(r"\w+")
-_TITLE_BOOST = 2.0
-_EXTRA_HITS = 1  # one hit past top_k shows whether documents tie at the cut (more costs pruning)
-_MAX_TIES = 4096
+_K1, _B = 1.2, 0.75
+_FIELDS = (("title", 2.0), ("text", 1.0))  # field, boost: a title match counts double
+_CHUNK_DOCS = 16384  # documents analysed together; fixed, so any thread count builds the same files
+_WORD_RUN = re.compile(r"\w+")
+
+
+def _byte_table() -> bytes:
+    """Byte → byte: ASCII letters lower-cased, digits, `_` and non-ASCII bytes kept, the rest blank."""
+    table = bytearray(range(256))
+    for code in range(128):
+        char = chr(code)
+        table[code] = ord(char.lower()) if char.isalnum() or char == "_" else ord(" ")
+    return bytes(table)
+
+
+_BYTE_TABLE = _byte_table()
 
 
 class CorpusError(ValueError):
@@ -58,12 +103,18 @@ class Document:
         return {"id": self.id, "title": self.title, "text": self.text}
 
 
-def _require_tantivy() -> Any:
+def _require_engine() -> tuple[Any, Any, Any, Any]:
+    """numpy, pyarrow, pyarrow.compute and PyStemmer's module (the `search` extra)."""
     try:
-        import tantivy
+        import numpy
+        import pyarrow
+        import pyarrow.compute
+        import Stemmer
     except ImportError as exc:  # the optional extra is missing: say how to get it
-        raise ImportError("the embedded search index needs tantivy: pip install 'mentor-reward[search]'") from exc
-    return tantivy
+        raise ImportError(
+            "the embedded search index needs pyarrow, numpy and PyStemmer: pip install 'mentor-reward[search]'"
+        ) from exc
+    return numpy, pyarrow, pyarrow.compute, Stemmer
 
 
 # ---------------------------------------------------------------------------- the corpus
@@ -77,7 +128,9 @@ def _split_contents(contents: str) -> tuple[str, str]:
 
 
 def document_from_json(data: Any, where: str) -> Document:
-    """Check one corpus record and return it as a Document; `where` names it in errors."""
+    """Check one corpus record and return it as a Document; `where` names it in errors.
+
+    A null `title` or `text` counts as absent (columnar writers fill missing keys with null)."""
     if not isinstance(data, dict):
         raise CorpusError(f"{where}: expected an object with id, title and text, got {type(data).__name__}")
     doc_id = data.get("id")
@@ -87,10 +140,11 @@ def document_from_json(data: Any, where: str) -> Document:
         raise CorpusError(f"{where}: 'id' must be a non-empty string (or an integer), got {doc_id!r}")
     title: Any
     text: Any
-    if "text" not in data and isinstance(data.get("contents"), str):
+    if data.get("text") is None and isinstance(data.get("contents"), str):
         title, text = _split_contents(data["contents"])
     else:
-        title, text = data.get("title", ""), data.get("text")
+        title = "" if data.get("title") is None else data["title"]
+        text = data.get("text")
     if not isinstance(title, str):
         raise CorpusError(f"{where}: 'title' must be a string, got {type(title).__name__}")
     if not isinstance(text, str):
@@ -123,86 +177,348 @@ def read_corpus(path: str | Path) -> Iterator[Document]:
             yield doc
 
 
-# ---------------------------------------------------------------------------- the index
-def _schema(tantivy: Any) -> Any:
-    builder = tantivy.SchemaBuilder()
-    builder.add_text_field("id", stored=True, tokenizer_name="raw")
-    # English stemming: "founded" in a question finds "founding" in a document.
-    builder.add_text_field("title", stored=True, tokenizer_name="en_stem")
-    builder.add_text_field("text", stored=True, tokenizer_name="en_stem")
-    return builder.build()
+def _columns_fast(path: Path, threads: int) -> tuple[Any, Any, Any] | None:
+    """(ids, titles, texts) as pyarrow string arrays without nulls, read by pyarrow's JSON reader;
+    None when the file needs `read_corpus` (a line it does not take, or one that is wrong)."""
+    _, pa, pc, _ = _require_engine()
+    import pyarrow.json as pj
+
+    fields = ("id", "title", "text", "contents")
+    schema = pa.schema([(name, pa.string()) for name in fields])
+    try:
+        table = pj.read_json(
+            str(path),
+            read_options=pj.ReadOptions(use_threads=threads > 1, block_size=8 << 20),
+            parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None  # not JSON, not an object, an integer id, a field of another type, an empty file
+    ids, titles, contents = (table.column(name).combine_chunks() for name in ("id", "title", "contents"))
+    texts = table.column("text")  # left in its chunks: each chunk of documents is joined where it is analysed
+    if ids.null_count or pc.any(pc.equal(pc.binary_length(ids), 0)).as_py():
+        return None
+    if pc.count_distinct(ids).as_py() != len(ids):
+        return None
+    titles = pc.fill_null(titles, "")
+    if texts.null_count:
+        texts = texts.combine_chunks()
+        from_contents = pc.is_null(texts)
+        if pc.any(pc.and_(from_contents, pc.is_null(contents))).as_py():
+            return None  # a line with neither text nor contents: read_corpus names it
+        rows = pc.indices_nonzero(from_contents)
+        split = [_split_contents(c) for c in pc.take(contents, rows).to_pylist()]
+        texts = pc.replace_with_mask(texts, from_contents, pa.array([t for _, t in split], pa.string()))
+        titles = pc.replace_with_mask(titles, from_contents, pa.array([t for t, _ in split], pa.string()))
+    return ids, titles, texts
 
 
-def _index_documents(tantivy: Any, index: Any, documents: Iterable[Document], threads: int) -> int:
-    writer = index.writer(heap_size=max(64, 32 * threads) * 1_000_000, num_threads=threads)
-    count = 0
-    for doc in documents:
-        writer.add_document(tantivy.Document(id=doc.id, title=doc.title, text=doc.text))
-        count += 1
-    writer.commit()
-    writer.wait_merging_threads()
-    return count
+def _columns(documents: Iterable[Document]) -> tuple[Any, Any, Any]:
+    """(ids, titles, texts) of documents already read and checked, as pyarrow string arrays."""
+    _, pa, _, _ = _require_engine()
+    docs = list(documents)
+    ids, titles, texts = ([getattr(d, name) for d in docs] for name in ("id", "title", "text"))
+    return pa.array(ids, pa.string()), pa.array(titles, pa.string()), pa.array(texts, pa.string())
+
+
+# ---------------------------------------------------------------------------- words and terms
+def _run_words(run: str) -> list[str]:
+    """The words of one blank-free run: itself when ASCII (the byte table lower-cased it), else `\\w+`
+    over its lower-cased text (non-ASCII letters, and non-ASCII punctuation that separates words)."""
+    return [run] if run.isascii() else _WORD_RUN.findall(run.lower())
+
+
+def words(text: str) -> list[str]:
+    """The words of a text as the index sees them: `\\w+` runs, lower-cased, in order."""
+    runs = text.encode("utf-8", "replace").translate(_BYTE_TABLE).split()
+    return [word for run in runs for word in _run_words(run.decode("utf-8"))]
+
+
+def query_words(query: str) -> str:
+    """The query as the index sees it: its words, lower-cased, separated by spaces."""
+    return " ".join(words(query))
+
+
+class _Terms:
+    """Stemmed terms and their ids, in order of first appearance (one per build or open index)."""
+
+    def __init__(self, stemmer_module: Any, terms: Sequence[str] = ()) -> None:
+        self._stemmer = stemmer_module.Stemmer("english")
+        self.ids: dict[str, int] = {term: i for i, term in enumerate(terms)}
+        # Build side: every distinct run seen so far (a pyarrow array), the term id of each
+        # (-1 for a run of several words, or none, whose ids are in _multi).
+        self._runs: Any = None
+        self._run_term: Any = None
+        self._multi: dict[int, tuple[int, ...]] = {}
+
+    def _add(self, new: Any) -> None:
+        """Stem runs not seen before and give their words term ids."""
+        np, pa, _, _ = _require_engine()
+        split = [[run] if run.isascii() else _WORD_RUN.findall(run.lower()) for run in new.to_pylist()]
+        setdefault, ids = self.ids.setdefault, self.ids
+        term_ids = [setdefault(stem, len(ids)) for stem in self._stemmer.stemWords([w for ws in split for w in ws])]
+        base = 0 if self._run_term is None else len(self._run_term)
+        if all(len(ws) == 1 for ws in split):
+            run_term = np.array(term_ids, np.int64)
+        else:
+            run_term = np.full(len(split), -1, np.int64)
+            at = 0
+            for i, ws in enumerate(split):
+                if len(ws) == 1:
+                    run_term[i] = term_ids[at]
+                else:
+                    self._multi[base + i] = tuple(term_ids[at : at + len(ws)])
+                at += len(ws)
+        new = new.cast(pa.large_string())
+        self._runs = new if self._runs is None else pa.concat_arrays([self._runs, new])
+        self._run_term = run_term if self._run_term is None else np.concatenate((self._run_term, run_term))
+
+    def of_runs(self, runs: Any) -> tuple[Any, dict[int, tuple[int, ...]]]:
+        """A chunk's distinct runs (a pyarrow array) → each run's term id (-1: see the dict, which
+        maps such a run's position to the ids of its words). New terms are added (build side)."""
+        np, _, pc, _ = _require_engine()
+        if self._runs is None:
+            self._add(runs)
+        else:
+            found = pc.index_in(runs, value_set=self._runs)  # hashing in C++: no run becomes a str
+            if found.null_count:
+                self._add(pc.filter(runs, pc.is_null(found)))
+        where = pc.index_in(runs, value_set=self._runs).to_numpy(zero_copy_only=False).astype(np.int64)
+        run_term = self._run_term[where]
+        multi = {int(i): self._multi[int(where[i])] for i in np.flatnonzero(run_term < 0)}
+        return run_term, multi
+
+    def lookup(self, query: str) -> list[int]:
+        """The distinct known term ids of a query's words, in id order (search side)."""
+        found = (self.ids.get(stem) for stem in self._stemmer.stemWords(words(query)))
+        return sorted({term for term in found if term is not None})
+
+
+# ---------------------------------------------------------------------------- building
+@dataclass
+class _Postings:
+    """One field's posting lists: documents of term t are docs[indptr[t]:indptr[t + 1]], ascending."""
+
+    indptr: Any
+    docs: Any
+    weights: Any
+
+
+@dataclass
+class _Chunk:
+    """One chunk of one field: its (term, document, term frequency) triples sorted by term, then
+    document, and its documents' lengths in terms."""
+
+    first: int
+    terms: Any
+    docs: Any
+    tf: Any
+    lengths: Any
+
+
+def _analyse(column: Any) -> tuple[Any, Any, Any]:
+    """A chunk's column of texts → (runs per document, the distinct runs, each run's index into them).
+    Runs in C++ and numpy, without the GIL."""
+    np, pa, pc, _ = _require_engine()
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    column = column.cast(pa.large_string())  # one buffer, 64-bit offsets
+    _, offsets_buffer, data_buffer = column.buffers()
+    offsets = np.frombuffer(offsets_buffer, np.int64)[column.offset : column.offset + len(column) + 1]
+    start, end = int(offsets[0]), int(offsets[-1])
+    data = np.frombuffer(data_buffer, np.uint8, end - start, start) if end > start else np.empty(0, np.uint8)
+    blanked = np.frombuffer(_BYTE_TABLE, np.uint8)[data]
+    texts = pa.Array.from_buffers(
+        pa.large_string(), len(column), [None, pa.py_buffer(offsets - start), pa.py_buffer(blanked)]
+    )
+    runs = pc.ascii_split_whitespace(texts)
+    encoded = pc.dictionary_encode(pc.list_flatten(runs))
+    counts = pc.list_value_length(runs).to_numpy(zero_copy_only=False).astype(np.int64)
+    return counts, encoded.dictionary, encoded.indices.to_numpy(zero_copy_only=False)
+
+
+def _pairs(first: int, counts: Any, run_index: Any, run_term: Any, multi: dict[int, tuple[int, ...]]) -> _Chunk:
+    """One chunk's occurrences → its sorted (term, document, term frequency) triples."""
+    np, _, _, _ = _require_engine()
+    docs = np.repeat(np.arange(first, first + len(counts), dtype=np.int64), counts)
+    if not multi:
+        terms = run_term[run_index]
+    else:  # a run of several words (or none): one occurrence per word
+        widths = np.ones(len(run_term), np.int64)
+        for position, ids in multi.items():
+            widths[position] = len(ids)
+        starts = np.cumsum(widths) - widths
+        flat = np.empty(int(widths.sum()), np.int64)
+        single = run_term >= 0
+        flat[starts[single]] = run_term[single]
+        for position, ids in multi.items():
+            flat[starts[position] : starts[position] + len(ids)] = ids
+        each = widths[run_index]
+        docs = np.repeat(docs, each)
+        within = np.arange(len(docs)) - np.repeat(np.cumsum(each) - each, each)
+        terms = flat[np.repeat(starts[run_index], each) + within]
+    lengths = np.bincount(docs - first, minlength=len(counts))
+    keys = np.sort((terms << 32) | docs)
+    heads = np.flatnonzero(np.diff(keys, prepend=-1))
+    tf = np.diff(np.append(heads, len(keys)))
+    return _Chunk(first, keys[heads] >> 32, (keys[heads] & 0xFFFFFFFF).astype(np.int32), tf, lengths)
+
+
+def _weights(chunk: _Chunk, idf: Any, mean_length: float, boost: float) -> Any:
+    """BM25 weight of each of a chunk's triples (float32)."""
+    np, _, _, _ = _require_engine()
+    tf = chunk.tf.astype(np.float32)
+    lengths = chunk.lengths.astype(np.float32)[chunk.docs - chunk.first]
+    norm = np.float32(_K1) * (np.float32(1 - _B) + np.float32(_B / mean_length) * lengths)
+    return (np.float32(boost * (_K1 + 1)) * idf[chunk.terms]) * tf / (tf + norm)
+
+
+def _postings(pool: ThreadPoolExecutor, chunks: list[_Chunk], n_terms: int, n_docs: int, boost: float) -> _Postings:
+    """A field's chunks (in document order) → CSR posting lists with BM25 weights. Each chunk
+    writes its triples straight to their places (a counting sort, no global sort), in the pool."""
+    np, _, _, _ = _require_engine()
+    per_chunk = [np.bincount(c.terms, minlength=n_terms) for c in chunks]
+    df = np.sum(per_chunk, axis=0) if chunks else np.zeros(n_terms, np.int64)
+    indptr = np.concatenate(([0], np.cumsum(df))).astype(np.int64)
+    total_length = sum(int(c.lengths.sum()) for c in chunks)
+    mean_length = total_length / n_docs if total_length else 1.0
+    idf = np.log1p((n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+    docs = np.empty(int(indptr[-1]), np.int32)
+    weights = np.empty(int(indptr[-1]), np.float32)
+    offset = indptr[:-1].copy()  # where the next chunk's postings of each term go
+
+    def place(chunk: _Chunk, at: Any, counts: Any) -> None:
+        rank = np.arange(len(chunk.terms)) - (np.cumsum(counts) - counts)[chunk.terms]
+        where = at[chunk.terms] + rank
+        docs[where] = chunk.docs
+        weights[where] = _weights(chunk, idf, mean_length, boost)
+
+    jobs = []
+    for chunk, counts in zip(chunks, per_chunk, strict=True):
+        jobs.append(pool.submit(place, chunk, offset.copy(), counts))
+        offset += counts
+    for job in jobs:
+        job.result()
+    return _Postings(indptr, docs, weights)
+
+
+@dataclass
+class _Index:
+    """Everything a search reads: terms, the fields' posting lists, the documents, and the id order."""
+
+    terms: _Terms
+    fields: list[_Postings]
+    id_rank: Any
+    documents: Any  # a pyarrow Table: id, title, text
+    size: int
+
+
+def _build(ids: Any, titles: Any, texts: Any, threads: int) -> _Index:
+    np, pa, pc, stemmer = _require_engine()
+    n_docs = len(ids)
+    terms = _Terms(stemmer)
+    columns = {"title": titles, "text": texts}
+    jobs = [(name, first) for first in range(0, n_docs, _CHUNK_DOCS) for name, _ in _FIELDS]
+    chunks: dict[str, list[_Chunk]] = {name: [] for name, _ in _FIELDS}
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        analysed = pool.map(lambda job: _analyse(columns[job[0]].slice(job[1], _CHUNK_DOCS)), jobs)
+        pending = []
+        for (name, first), (counts, runs, run_index) in zip(jobs, analysed, strict=True):
+            run_term, multi = terms.of_runs(runs)  # in chunk order: term ids never depend on threads
+            pending.append((name, pool.submit(_pairs, first, counts, run_index, run_term, multi)))
+        for name, future in pending:
+            chunks[name].append(future.result())
+        fields = [_postings(pool, chunks[name], len(terms.ids), n_docs, boost) for name, boost in _FIELDS]
+    id_rank = np.empty(n_docs, np.int32)
+    id_rank[pc.sort_indices(ids).to_numpy()] = np.arange(n_docs, dtype=np.int32)
+    documents = pa.table({"id": ids, "title": titles, "text": texts})
+    return _Index(terms, fields, id_rank, documents, n_docs)
 
 
 def _file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as stream:
-        while block := stream.read(1 << 20):
-            digest.update(block)
+        while block := stream.read(1 << 22):
+            digest.update(block)  # hashlib lets go of the GIL here: this runs beside the reading
     return digest.hexdigest()
+
+
+def _default_threads() -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(4, cores))
 
 
 def build_index(corpus: str | Path, out: str | Path, *, threads: int | None = None) -> dict[str, Any]:
     """Index a JSONL corpus into the folder `out` (created; it must be empty or absent).
 
     Returns the manifest written next to the index: `{"format", "documents", "corpus",
-    "corpus_sha256", "engine"}`. `threads` defaults to the cores available, at most 4.
+    "corpus_sha256", "engine", "bm25"}`. `threads` defaults to the cores available, at most 4;
+    the files do not depend on it.
     """
-    tantivy = _require_tantivy()
+    np, pa, _, stemmer = _require_engine()
     folder = Path(out)
     if folder.exists() and any(folder.iterdir()):
         raise CorpusError(f"{folder}: the output folder is not empty (choose a new folder)")
-    folder.mkdir(parents=True, exist_ok=True)
-    threads = threads or max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
-    index = tantivy.Index(_schema(tantivy), path=str(folder))
-    count = _index_documents(tantivy, index, read_corpus(corpus), threads)
-    manifest = {
-        "format": _FORMAT,
-        "documents": count,
-        "corpus": str(corpus),
-        "corpus_sha256": _file_sha256(Path(corpus)),
-        "engine": f"tantivy {getattr(tantivy, '__version__', '')}".strip(),
-    }
+    threads = threads or _default_threads()
+    corpus = Path(corpus)
+    with ThreadPoolExecutor(max_workers=1) as hasher:
+        sha256 = hasher.submit(_file_sha256, corpus)
+        columns = _columns_fast(corpus, threads) or _columns(read_corpus(corpus))
+        index = _build(*columns, threads=threads)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "terms.txt").write_text("".join(term + "\n" for term in index.terms.ids), encoding="utf-8")
+        for (name, _), postings in zip(_FIELDS, index.fields, strict=True):
+            for part in ("indptr", "docs", "weights"):
+                np.save(folder / f"{name}.{part}.npy", getattr(postings, part))
+        np.save(folder / "id_rank.npy", index.id_rank)
+        with (
+            pa.OSFile(str(folder / "documents.arrow"), "wb") as sink,
+            pa.ipc.new_file(sink, index.documents.schema) as writer,
+        ):
+            writer.write_table(index.documents)
+        manifest = {
+            "format": _FORMAT,
+            "documents": index.size,
+            "corpus": str(corpus),
+            "corpus_sha256": sha256.result(),
+            "engine": f"mentor-bm25 (pyarrow {pa.__version__}, numpy {np.__version__}, PyStemmer {stemmer.version()})",
+            "bm25": {"k1": _K1, "b": _B, "boosts": dict(_FIELDS)},
+        }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
 
 
-def query_words(query: str) -> str:
-    """The query as the index sees it: its words, lower-cased, separated by spaces."""
-    return " ".join(_QUERY_WORD.findall(query.lower()))
+def _load(folder: Path) -> _Index:
+    np, pa, _, stemmer = _require_engine()
+    terms = (folder / "terms.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    fields = [
+        _Postings(*(np.load(folder / f"{name}.{part}.npy", mmap_mode="r") for part in ("indptr", "docs", "weights")))
+        for name, _ in _FIELDS
+    ]
+    documents = pa.ipc.open_file(pa.memory_map(str(folder / "documents.arrow"))).read_all()
+    id_rank = np.load(folder / "id_rank.npy", mmap_mode="r")
+    return _Index(_Terms(stemmer, terms), fields, id_rank, documents, documents.num_rows)
 
 
+# ---------------------------------------------------------------------------- searching
 class SearchIndex:
     """A read-only BM25 index: `SearchIndex.open(folder)` for a built one, `in_memory(docs)` for tests
     and generated corpora. `search(query, top_k)` returns Documents, best first."""
 
-    def __init__(self, index: Any, documents: int, source: str, folder: Path | None = None) -> None:
+    def __init__(self, index: _Index | None, documents: int, source: str, folder: Path | None = None) -> None:
         self._index = index
         self._folder = folder
         self.documents = documents
         self.source = source
         self._lock = threading.Lock()
-        self._searcher: Any = None
-        self._pid = os.getpid()
 
     @classmethod
     def open(cls, folder: str | Path) -> SearchIndex:
         """An index that `build_index` wrote; a folder without our manifest is a CorpusError.
 
-        Only the manifest is read here; tantivy opens the index on the first search, in the
-        process that searches (a tantivy reader does not survive a fork).
+        Only the manifest is read here; the files are memory-mapped on the first search, in the
+        process that searches (the service's scoring processes are forked from the one that opens).
         """
-        _require_tantivy()
+        _require_engine()
         path = Path(folder)
         try:
             manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
@@ -217,49 +533,45 @@ class SearchIndex:
 
     @classmethod
     def in_memory(cls, documents: Iterable[Document], source: str = "<memory>") -> SearchIndex:
-        """An index held in memory (one indexing thread, so the build is reproducible)."""
-        tantivy = _require_tantivy()
-        index = tantivy.Index(_schema(tantivy))
-        count = _index_documents(tantivy, index, documents, threads=1)
-        index.reload()
-        return cls(index, count, source)
+        """An index held in memory: the same build as `build_index`, without the files."""
+        index = _build(*_columns(documents), threads=1)
+        return cls(index, index.size, source)
 
     def __repr__(self) -> str:
         return f"SearchIndex(source={self.source!r}, documents={self.documents})"
 
-    def _current(self) -> tuple[Any, Any]:
+    def _current(self) -> _Index:
         with self._lock:
-            if self._folder is not None and (self._index is None or self._pid != os.getpid()):
-                self._index = _require_tantivy().Index.open(str(self._folder))
-                self._searcher = None
-            if self._searcher is None or self._pid != os.getpid():
-                self._searcher = self._index.searcher()
-                self._pid = os.getpid()
-            return self._index, self._searcher
+            if self._index is None:
+                assert self._folder is not None
+                self._index = _load(self._folder)
+            return self._index
 
     def search(self, query: str, top_k: int) -> list[Document]:
         """The `top_k` best documents for `query`; ValueError for a query with no words to search."""
         if len(query) > _MAX_QUERY_CHARS:
             raise ValueError(f"the query is longer than {_MAX_QUERY_CHARS} characters")
-        words = query_words(query)
-        if not words:
+        if not words(query):
             raise ValueError("the query has no words to search for")
-        index, searcher = self._current()
-        parsed = index.parse_query(words, ["title", "text"], field_boosts={"title": _TITLE_BOOST})
-        # Documents that tie with the k-th best at the cut must all be seen to pick by id, so the
-        # window grows while its last hit still ties (up to _MAX_TIES; past that, index order).
-        limit = top_k + _EXTRA_HITS
-        while True:
-            hits = searcher.search(parsed, limit).hits
-            if len(hits) < limit or limit >= _MAX_TIES or hits[-1][0] < hits[top_k - 1][0]:
-                break
-            limit = min(limit * 4, _MAX_TIES)
-        cut = hits[top_k - 1][0] if len(hits) >= top_k else float("-inf")
-        found = []
-        for score, address in hits:
-            if score < cut:
-                break
-            stored = searcher.doc(address)
-            found.append((-score, stored["id"][0], stored["title"][0], stored["text"][0]))
-        found.sort()
-        return [Document(doc_id, title, text) for _, doc_id, title, text in found[:top_k]]
+        np, _, _, _ = _require_engine()
+        index = self._current()
+        with self._lock:  # a PyStemmer stemmer is not safe to share between threads
+            terms = index.terms.lookup(query)
+        if not terms:
+            return []  # no word of the query is in any document
+        docs, weights = [], []
+        for field in index.fields:
+            for term in terms:
+                start, end = int(field.indptr[term]), int(field.indptr[term + 1])
+                docs.append(field.docs[start:end])
+                weights.append(field.weights[start:end])
+        # Sums in a fixed order (fields, then terms by id): a fixed index scores a query the same way.
+        scores = np.bincount(np.concatenate(docs), weights=np.concatenate(weights), minlength=index.size)
+        hits = np.flatnonzero(scores > 0)  # every weight is positive: a score of 0 matched nothing
+        if len(hits) > top_k:  # keep every document that ties with the k-th best, then order by id
+            kth = np.partition(scores[hits], len(hits) - top_k)[len(hits) - top_k]
+            hits = hits[scores[hits] >= kth]
+        rows = hits[np.lexsort((index.id_rank[hits], -scores[hits]))][:top_k]
+        # Row by row: `Table.take` would first join a column's chunks (tens of MB) on every search.
+        columns = [index.documents.column(name) for name in ("id", "title", "text")]
+        return [Document(*(column[int(row)].as_py() for column in columns)) for row in rows]
