@@ -61,6 +61,7 @@ __all__ = [
     "document_from_json",
     "query_words",
     "read_corpus",
+    "require_engine",
     "words",
 ]
 
@@ -103,12 +104,14 @@ class Document:
         return {"id": self.id, "title": self.title, "text": self.text}
 
 
-def _require_engine() -> tuple[Any, Any, Any, Any]:
-    """numpy, pyarrow, pyarrow.compute and PyStemmer's module (the `search` extra)."""
+def require_engine() -> tuple[Any, Any, Any, Any]:
+    """numpy, pyarrow, pyarrow.compute and PyStemmer's module: the `search` extra, imported on first
+    use (the `search` tool over a remote retriever needs none of them); ImportError names the extra."""
     try:
         import numpy
         import pyarrow
         import pyarrow.compute
+        import pyarrow.json
         import Stemmer
     except ImportError as exc:  # the optional extra is missing: say how to get it
         raise ImportError(
@@ -180,8 +183,8 @@ def read_corpus(path: str | Path) -> Iterator[Document]:
 def _columns_fast(path: Path, threads: int) -> tuple[Any, Any, Any] | None:
     """(ids, titles, texts) as pyarrow string arrays without nulls, read by pyarrow's JSON reader;
     None when the file needs `read_corpus` (a line it does not take, or one that is wrong)."""
-    _, pa, pc, _ = _require_engine()
-    import pyarrow.json as pj
+    _, pa, pc, _ = require_engine()
+    pj = pa.json
 
     fields = ("id", "title", "text", "contents")
     schema = pa.schema([(name, pa.string()) for name in fields])
@@ -214,10 +217,17 @@ def _columns_fast(path: Path, threads: int) -> tuple[Any, Any, Any] | None:
 
 def _columns(documents: Iterable[Document]) -> tuple[Any, Any, Any]:
     """(ids, titles, texts) of documents already read and checked, as pyarrow string arrays."""
-    _, pa, _, _ = _require_engine()
+    _, pa, _, _ = require_engine()
     docs = list(documents)
-    ids, titles, texts = ([getattr(d, name) for d in docs] for name in ("id", "title", "text"))
-    return pa.array(ids, pa.string()), pa.array(titles, pa.string()), pa.array(texts, pa.string())
+
+    def column(name: str) -> Any:
+        values = [getattr(d, name) for d in docs]
+        try:
+            return pa.array(values, pa.string())
+        except (UnicodeEncodeError, pa.ArrowException):  # a lone surrogate (JSON allows "\ud800"): as `words` reads it
+            return pa.array([v.encode("utf-8", "replace").decode("utf-8") for v in values], pa.string())
+
+    return column("id"), column("title"), column("text")
 
 
 # ---------------------------------------------------------------------------- words and terms
@@ -252,8 +262,8 @@ class _Terms:
 
     def _add(self, new: Any) -> None:
         """Stem runs not seen before and give their words term ids."""
-        np, pa, _, _ = _require_engine()
-        split = [[run] if run.isascii() else _WORD_RUN.findall(run.lower()) for run in new.to_pylist()]
+        np, pa, _, _ = require_engine()
+        split = [_run_words(run) for run in new.to_pylist()]
         setdefault, ids = self.ids.setdefault, self.ids
         term_ids = [setdefault(stem, len(ids)) for stem in self._stemmer.stemWords([w for ws in split for w in ws])]
         base = 0 if self._run_term is None else len(self._run_term)
@@ -275,7 +285,7 @@ class _Terms:
     def of_runs(self, runs: Any) -> tuple[Any, dict[int, tuple[int, ...]]]:
         """A chunk's distinct runs (a pyarrow array) → each run's term id (-1: see the dict, which
         maps such a run's position to the ids of its words). New terms are added (build side)."""
-        np, _, pc, _ = _require_engine()
+        np, _, pc, _ = require_engine()
         if self._runs is None:
             self._add(runs)
         else:
@@ -318,7 +328,7 @@ class _Chunk:
 def _analyse(column: Any) -> tuple[Any, Any, Any]:
     """A chunk's column of texts → (runs per document, the distinct runs, each run's index into them).
     Runs in C++ and numpy, without the GIL."""
-    np, pa, pc, _ = _require_engine()
+    np, pa, pc, _ = require_engine()
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     column = column.cast(pa.large_string())  # one buffer, 64-bit offsets
@@ -338,7 +348,7 @@ def _analyse(column: Any) -> tuple[Any, Any, Any]:
 
 def _pairs(first: int, counts: Any, run_index: Any, run_term: Any, multi: dict[int, tuple[int, ...]]) -> _Chunk:
     """One chunk's occurrences → its sorted (term, document, term frequency) triples."""
-    np, _, _, _ = _require_engine()
+    np, _, _, _ = require_engine()
     docs = np.repeat(np.arange(first, first + len(counts), dtype=np.int64), counts)
     if not multi:
         terms = run_term[run_index]
@@ -365,7 +375,7 @@ def _pairs(first: int, counts: Any, run_index: Any, run_term: Any, multi: dict[i
 
 def _weights(chunk: _Chunk, idf: Any, mean_length: float, boost: float) -> Any:
     """BM25 weight of each of a chunk's triples (float32)."""
-    np, _, _, _ = _require_engine()
+    np, _, _, _ = require_engine()
     tf = chunk.tf.astype(np.float32)
     lengths = chunk.lengths.astype(np.float32)[chunk.docs - chunk.first]
     norm = np.float32(_K1) * (np.float32(1 - _B) + np.float32(_B / mean_length) * lengths)
@@ -375,7 +385,7 @@ def _weights(chunk: _Chunk, idf: Any, mean_length: float, boost: float) -> Any:
 def _postings(pool: ThreadPoolExecutor, chunks: list[_Chunk], n_terms: int, n_docs: int, boost: float) -> _Postings:
     """A field's chunks (in document order) → CSR posting lists with BM25 weights. Each chunk
     writes its triples straight to their places (a counting sort, no global sort), in the pool."""
-    np, _, _, _ = _require_engine()
+    np, _, _, _ = require_engine()
     per_chunk = [np.bincount(c.terms, minlength=n_terms) for c in chunks]
     df = np.sum(per_chunk, axis=0) if chunks else np.zeros(n_terms, np.int64)
     indptr = np.concatenate(([0], np.cumsum(df))).astype(np.int64)
@@ -413,7 +423,7 @@ class _Index:
 
 
 def _build(ids: Any, titles: Any, texts: Any, threads: int) -> _Index:
-    np, pa, pc, stemmer = _require_engine()
+    np, pa, pc, stemmer = require_engine()
     n_docs = len(ids)
     terms = _Terms(stemmer)
     columns = {"title": titles, "text": texts}
@@ -454,7 +464,7 @@ def build_index(corpus: str | Path, out: str | Path, *, threads: int | None = No
     "corpus_sha256", "engine", "bm25"}`. `threads` defaults to the cores available, at most 4;
     the files do not depend on it.
     """
-    np, pa, _, stemmer = _require_engine()
+    np, pa, _, stemmer = require_engine()
     folder = Path(out)
     if folder.exists() and any(folder.iterdir()):
         raise CorpusError(f"{folder}: the output folder is not empty (choose a new folder)")
@@ -488,7 +498,7 @@ def build_index(corpus: str | Path, out: str | Path, *, threads: int | None = No
 
 
 def _load(folder: Path) -> _Index:
-    np, pa, _, stemmer = _require_engine()
+    np, pa, _, stemmer = require_engine()
     terms = (folder / "terms.txt").read_text(encoding="utf-8").split("\n")[:-1]
     fields = [
         _Postings(*(np.load(folder / f"{name}.{part}.npy", mmap_mode="r") for part in ("indptr", "docs", "weights")))
@@ -518,7 +528,7 @@ class SearchIndex:
         Only the manifest is read here; the files are memory-mapped on the first search, in the
         process that searches (the service's scoring processes are forked from the one that opens).
         """
-        _require_engine()
+        require_engine()
         path = Path(folder)
         try:
             manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
@@ -551,9 +561,11 @@ class SearchIndex:
         """The `top_k` best documents for `query`; ValueError for a query with no words to search."""
         if len(query) > _MAX_QUERY_CHARS:
             raise ValueError(f"the query is longer than {_MAX_QUERY_CHARS} characters")
+        if top_k < 1:
+            raise ValueError("top_k must be at least 1")
         if not words(query):
             raise ValueError("the query has no words to search for")
-        np, _, _, _ = _require_engine()
+        np, _, _, _ = require_engine()
         index = self._current()
         with self._lock:  # a PyStemmer stemmer is not safe to share between threads
             terms = index.terms.lookup(query)
