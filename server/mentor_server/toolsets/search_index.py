@@ -367,10 +367,16 @@ def _pairs(first: int, counts: Any, run_index: Any, run_term: Any, multi: dict[i
         within = np.arange(len(docs)) - np.repeat(np.cumsum(each) - each, each)
         terms = flat[np.repeat(starts[run_index], each) + within]
     lengths = np.bincount(docs - first, minlength=len(counts))
-    keys = np.sort((terms << 32) | docs)
-    heads = np.flatnonzero(np.diff(keys, prepend=-1))
+    keys = terms << 32  # a new array: run_term is not touched
+    keys |= docs
+    keys.sort()
+    change = np.empty(len(keys), bool)
+    change[:1] = True
+    np.not_equal(keys[1:], keys[:-1], out=change[1:])
+    heads = np.flatnonzero(change)
     tf = np.diff(np.append(heads, len(keys)))
-    return _Chunk(first, keys[heads] >> 32, (keys[heads] & 0xFFFFFFFF).astype(np.int32), tf, lengths)
+    unique = keys[heads]
+    return _Chunk(first, unique >> 32, (unique & 0xFFFFFFFF).astype(np.int32), tf, lengths)
 
 
 def _weights(chunk: _Chunk, idf: Any, mean_length: float, boost: float) -> Any:
