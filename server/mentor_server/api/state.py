@@ -149,10 +149,7 @@ class ServiceState:
             scored = iter(await pool.score(config.engine, jobs) if jobs else [])
         finally:
             self.metrics.batches_in_flight.dec()
-        scores = [
-            _named(refused[index], index) if index in refused else _named(next(scored), index)
-            for index in range(len(items))
-        ]
+        scores = [_named(refused[index] if index in refused else next(scored), index) for index in range(len(items))]
         rows, stats = rows_and_stats(scores, reasons or self.store is not None)
         self.metrics.record_batch(config.label, scores, BatchStats.model_construct(**stats))
         if self.store is not None and rows:
