@@ -68,7 +68,7 @@ NEEDED = [
     ("antlr4", "antlr4-python3-runtime"),
     ("re2", "google-re2"),
     ("fastapi_offline", "fastapi-offline"),
-    ("tantivy", "tantivy"),
+    ("Stemmer", "PyStemmer"),
     ("pyarrow", "pyarrow"),
     ("pandas", "pandas"),
     ("dateutil", "python-dateutil"),
@@ -78,7 +78,7 @@ NEEDED = [
 GROUPS = [{"pydantic", "pydantic-core", "annotated-types", "typing-inspection"}]
 CHECK_IMPORTS = (
     "import trl.trainer.grpo_trainer, datasets, fastapi, uvicorn, pydantic_settings, rapidfuzz, jsonschema, "
-    "math_verify, prometheus_client, tantivy, mentor_server.api.app, mentor_trainer.experiment"
+    "math_verify, prometheus_client, Stemmer, pyarrow.json, numpy, mentor_server.api.app, mentor_trainer.experiment"
 )
 
 

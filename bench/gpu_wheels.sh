@@ -3,10 +3,12 @@
 #
 # The H100 machine has torch 2.11 + CUDA, transformers 5.17, accelerate, peft and httpx (and their
 # dependencies), and no network. Everything else the reward service and the trainer import travels
-# with the project as wheels: TRL and datasets (with dill, xxhash, multiprocess), the service's stack (fastapi, starlette, uvicorn, pydantic, pydantic-settings, prometheus-client)
-# and the scoring engine's (rapidfuzz, jsonschema, math-verify). The versions are the ones this
-# project is tested with (the local venv). `--no-deps` keeps torch, transformers and their CUDA
-# dependencies out; the list below is the closure of what is missing there, written out by hand.
+# with the project as wheels: TRL and datasets (with dill, xxhash, multiprocess), the service's
+# stack (fastapi, starlette, uvicorn, pydantic, pydantic-settings, prometheus-client), the scoring
+# engine's (rapidfuzz, jsonschema, math-verify) and the search index's stemmer (PyStemmer). The
+# versions are the ones this project is tested with (the local venv). `--no-deps` keeps torch,
+# transformers and their CUDA dependencies out; the list below is the closure of what is missing
+# there, written out by hand.
 # gpu_replication.py installs, with `pip install --no-index --no-deps`, only those whose import fails.
 #
 # pyarrow and pandas (datasets needs both) are left out by default: pyarrow's wheel alone is 53 MiB
@@ -37,8 +39,9 @@ PACKAGES=(
   antlr4-python3-runtime==4.13.2
   # tool-schema regexes (linear-time matching) and the offline API docs pages
   google-re2==1.1.20251105 fastapi-offline==1.7.7
-  # the retrieval splits' search index (the experiment's service serves it)
-  tantivy==0.27.0
+  # the retrieval splits' search index (the experiment's service serves it): PyStemmer stems its
+  # words; its pyarrow and numpy are the machine's own (datasets and transformers need them too)
+  PyStemmer==3.1.0
 )
 
 LIMIT=60
