@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -218,11 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_index_command(sub)
 
-    try:
+    if importlib.util.find_spec("fastapi") is not None:  # without the service extra, scoring still works
         from .api.cli_commands import add_service_commands
-    except ImportError:  # the service extra is not installed: scoring still works
-        pass
-    else:
+
         add_service_commands(sub)
         from .report.command import add_report_command
 
