@@ -2,7 +2,8 @@
 
 A corpus is JSONL, one document a line: `{"id", "title", "text"}` (FlashRAG's wiki dumps,
 `{"id", "contents"}` with the title as the first line of `contents`, are read too). A null field
-counts as absent. A bad line is an error naming its line number, never a skipped document.
+counts as absent. A bad line (not UTF-8, not JSON, not a document, a repeated id) is an error
+naming its line number, never a skipped document.
 
 Why this engine. The build is the slow part of an index (the issue asks 50,000 documents/s on a
 2-core machine), and per-word Python work cannot reach it: 6 million words at 100 ns each is
@@ -15,17 +16,20 @@ already over half the budget. So the build never touches a word in Python:
   is not a word character (numpy), pyarrow splits on the blanks and dictionary-encodes the words
   of a chunk of documents (C++), and only each chunk's *distinct* words reach Python, where they
   are stemmed (PyStemmer's Snowball English, in C) and given global term ids;
-- numpy sorts (term, document) pairs into posting lists and precomputes each posting's BM25 weight.
+- numpy sorts each chunk's (term, document) pairs, places them in posting lists by counting (no
+  global sort) and precomputes each posting's BM25 weight.
 
 Chunks are analysed on `threads` threads (pyarrow and numpy release the GIL); their size is fixed,
 so every thread count builds byte-identical files. tantivy (Rust) and bm25s were measured first:
 tantivy's best case here was 26,610 documents per CPU second with nothing stored, bm25s's Python
-tokenizer 6,742 (bench/bench_search.py, bench/RESULTS.md "Issue 13").
+tokenizer 6,742 (bench/RESULTS.md "Issue 13" as of commit 231bac4). The current bench,
+`bench/bench_search.py`, builds all three from one corpus.
 
 The words of a text, for documents and queries alike (`words`): maximal runs of word characters
-(`\\w`, Unicode), lower-cased. ASCII runs are found by the byte table; a run holding non-ASCII
-bytes (accents, CJK, Unicode punctuation) is split by Python's `\\w+` after `str.lower()`. Queries
-run through the same two steps, so a query word and an indexed word always agree.
+(`\\w`, Unicode) of the case-folded text. ASCII runs are found by the byte table; a run holding
+non-ASCII bytes (accents, CJK, Unicode punctuation) is split by Python's `\\w+` after
+`str.casefold()`. Queries run through the same two steps, so a query word and an indexed word
+always agree.
 
 Scoring: BM25 (k1 1.2, b 0.75, idf ln(1 + (N - df + 0.5) / (df + 0.5))) over title and text, each
 field with its own lengths, title matches counting double; a query's distinct terms are summed.
@@ -164,11 +168,15 @@ def read_corpus(path: str | Path) -> Iterator[Document]:
     an earlier id (two documents with one id would make results ambiguous).
     """
     seen: set[str] = set()
-    with Path(path).open(encoding="utf-8") as stream:
-        for number, line in enumerate(stream, start=1):
+    with Path(path).open("rb") as stream:
+        for number, raw in enumerate(stream, start=1):
+            where = f"{path} line {number}"
+            try:  # a byte order mark opens the file, as pyarrow's reader also accepts
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise CorpusError(f"{where}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
             if not line.strip():
                 continue
-            where = f"{path} line {number}"
             try:
                 data = json.loads(line)
             except (ValueError, RecursionError) as exc:
@@ -196,6 +204,10 @@ def _columns_fast(path: Path, threads: int) -> tuple[Any, Any, Any] | None:
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None  # not JSON, not an object, an integer id, a field of another type, an empty file
+    try:
+        table.validate(full=True)  # the reader does not check UTF-8; read_corpus names a line that is not
+    except pa.ArrowInvalid:
+        return None
     ids, titles, contents = (table.column(name).combine_chunks() for name in ("id", "title", "contents"))
     texts = table.column("text")  # left in its chunks: each chunk of documents is joined where it is analysed
     if ids.null_count or pc.any(pc.equal(pc.binary_length(ids), 0)).as_py():
@@ -233,12 +245,15 @@ def _columns(documents: Iterable[Document]) -> tuple[Any, Any, Any]:
 # ---------------------------------------------------------------------------- words and terms
 def _run_words(run: str) -> list[str]:
     """The words of one blank-free run: itself when ASCII (the byte table lower-cased it), else `\\w+`
-    over its lower-cased text (non-ASCII letters, and non-ASCII punctuation that separates words)."""
-    return [run] if run.isascii() else _WORD_RUN.findall(run.lower())
+    over its case-folded text (non-ASCII letters, and non-ASCII punctuation that separates words).
+    Case folding, not `lower()`: it is the same for a letter wherever it stands (Σ is σ, not ς at a
+    word's end) and matches "STRASSE" to "straße"; for ASCII the two agree."""
+    return [run] if run.isascii() and run else _WORD_RUN.findall(run.casefold())
 
 
 def words(text: str) -> list[str]:
-    """The words of a text as the index sees them: `\\w+` runs, lower-cased, in order."""
+    """The words of a text as the index sees them: `re.findall(r"\\w+", text.casefold())`, computed
+    so that documents never become Python strings word by word (see `_analyse`)."""
     runs = text.encode("utf-8", "replace").translate(_BYTE_TABLE).split()
     return [word for run in runs for word in _run_words(run.decode("utf-8"))]
 
@@ -352,6 +367,10 @@ def _pairs(first: int, counts: Any, run_index: Any, run_term: Any, multi: dict[i
     docs = np.repeat(np.arange(first, first + len(counts), dtype=np.int64), counts)
     if not multi:
         terms = run_term[run_index]
+    elif not any(multi.values()):  # only runs of no word: the empty runs a split leaves at a blank end
+        terms = run_term[run_index]
+        keep = terms >= 0
+        terms, docs = terms[keep], docs[keep]
     else:  # a run of several words (or none): one occurrence per word
         widths = np.ones(len(run_term), np.int64)
         for position, ids in multi.items():
