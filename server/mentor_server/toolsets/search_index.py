@@ -210,11 +210,13 @@ def _columns_fast(path: Path, threads: int) -> tuple[Any, Any, Any] | None:
         return None
     ids, titles, contents = (table.column(name).combine_chunks() for name in ("id", "title", "contents"))
     texts = table.column("text")  # left in its chunks: each chunk of documents is joined where it is analysed
-    if ids.null_count or pc.any(pc.equal(pc.binary_length(ids), 0)).as_py():
+    # No Python value reaches pyarrow here (no scalars, `pa.array` or `pa.table`): converting one makes
+    # pyarrow import pandas, half a second of a 100,000-document build.
+    if ids.null_count or (len(ids) and pc.min(pc.binary_length(ids)).as_py() == 0):
         return None
     if pc.count_distinct(ids).as_py() != len(ids):
         return None
-    titles = pc.fill_null(titles, "")
+    titles = pc.coalesce(titles, _empty_strings(len(titles))) if titles.null_count else titles
     if texts.null_count:
         texts = texts.combine_chunks()
         from_contents = pc.is_null(texts)
@@ -222,24 +224,41 @@ def _columns_fast(path: Path, threads: int) -> tuple[Any, Any, Any] | None:
             return None  # a line with neither text nor contents: read_corpus names it
         rows = pc.indices_nonzero(from_contents)
         split = [_split_contents(c) for c in pc.take(contents, rows).to_pylist()]
-        texts = pc.replace_with_mask(texts, from_contents, pa.array([t for _, t in split], pa.string()))
-        titles = pc.replace_with_mask(titles, from_contents, pa.array([t for t, _ in split], pa.string()))
+        texts = pc.replace_with_mask(texts, from_contents, _strings([t for _, t in split], texts.type))
+        titles = pc.replace_with_mask(titles, from_contents, _strings([t for t, _ in split], titles.type))
     return ids, titles, texts
+
+
+def _empty_strings(n: int) -> Any:
+    np, pa, _, _ = require_engine()
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(np.zeros(n + 1, np.int32)), pa.py_buffer(b"")])
+
+
+def _integers(array: Any) -> Any:
+    """A pyarrow integer array as a numpy view of its values (`to_numpy` can make pyarrow import
+    pandas); a null's slot holds an unspecified value."""
+    np, pa, _, _ = require_engine()
+    dtype = np.dtype(f"{'u' if pa.types.is_unsigned_integer(array.type) else 'i'}{array.type.bit_width // 8}")
+    return np.frombuffer(array.buffers()[1], dtype, len(array), array.offset * dtype.itemsize)
+
+
+def _strings(values: list[str], kind: Any = None) -> Any:
+    """A pyarrow string array of `values`, built from its buffers (`pa.array` would import pandas).
+    A lone surrogate (JSON allows "\\ud800") is stored as "?", as `words` reads it. `kind`: string
+    or large_string; by default whichever the size allows."""
+    np, pa, _, _ = require_engine()
+    encoded = [value.encode("utf-8", "replace") for value in values]
+    offsets = np.zeros(len(encoded) + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)), out=offsets[1:])
+    kind = kind or (pa.string() if offsets[-1] < 2**31 else pa.large_string())
+    offsets = offsets.astype(np.int64 if kind == pa.large_string() else np.int32)
+    return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
 
 
 def _columns(documents: Iterable[Document]) -> tuple[Any, Any, Any]:
     """(ids, titles, texts) of documents already read and checked, as pyarrow string arrays."""
-    _, pa, _, _ = require_engine()
     docs = list(documents)
-
-    def column(name: str) -> Any:
-        values = [getattr(d, name) for d in docs]
-        try:
-            return pa.array(values, pa.string())
-        except (UnicodeEncodeError, pa.ArrowException):  # a lone surrogate (JSON allows "\ud800"): as `words` reads it
-            return pa.array([v.encode("utf-8", "replace").decode("utf-8") for v in values], pa.string())
-
-    return column("id"), column("title"), column("text")
+    return tuple(_strings([getattr(d, name) for d in docs]) for name in ("id", "title", "text"))
 
 
 # ---------------------------------------------------------------------------- words and terms
@@ -301,13 +320,17 @@ class _Terms:
         """A chunk's distinct runs (a pyarrow array) → each run's term id (-1: see the dict, which
         maps such a run's position to the ids of its words). New terms are added (build side)."""
         np, _, pc, _ = require_engine()
+        known = 0 if self._run_term is None else len(self._run_term)
         if self._runs is None:
+            where = np.arange(len(runs), dtype=np.int64)
             self._add(runs)
         else:
             found = pc.index_in(runs, value_set=self._runs)  # hashing in C++: no run becomes a str
+            where = _integers(found).astype(np.int64)  # a new run's slot holds no index yet
             if found.null_count:
-                self._add(pc.filter(runs, pc.is_null(found)))
-        where = pc.index_in(runs, value_set=self._runs).to_numpy(zero_copy_only=False).astype(np.int64)
+                new = pc.is_null(found)
+                self._add(pc.filter(runs, new))  # appended in order: the k-th new run gets known + k
+                where[_integers(pc.indices_nonzero(new))] = np.arange(known, known + found.null_count)
         run_term = self._run_term[where]
         multi = {int(i): self._multi[int(where[i])] for i in np.flatnonzero(run_term < 0)}
         return run_term, multi
@@ -342,23 +365,23 @@ class _Chunk:
 
 def _analyse(column: Any) -> tuple[Any, Any, Any]:
     """A chunk's column of texts → (runs per document, the distinct runs, each run's index into them).
-    Runs in C++ and numpy, without the GIL."""
+    In C++ (pyarrow) and C (`bytes.translate`): only the distinct runs are ever Python objects."""
     np, pa, pc, _ = require_engine()
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
-    column = column.cast(pa.large_string())  # one buffer, 64-bit offsets
+    large = column.type == pa.large_string()
     _, offsets_buffer, data_buffer = column.buffers()
-    offsets = np.frombuffer(offsets_buffer, np.int64)[column.offset : column.offset + len(column) + 1]
+    offsets = np.frombuffer(offsets_buffer, np.int64 if large else np.int32)
+    offsets = offsets[column.offset : column.offset + len(column) + 1]
     start, end = int(offsets[0]), int(offsets[-1])
-    data = np.frombuffer(data_buffer, np.uint8, end - start, start) if end > start else np.empty(0, np.uint8)
-    blanked = np.frombuffer(_BYTE_TABLE, np.uint8)[data]
+    blanked = memoryview(data_buffer)[start:end].tobytes().translate(_BYTE_TABLE) if end > start else b""
     texts = pa.Array.from_buffers(
-        pa.large_string(), len(column), [None, pa.py_buffer(offsets - start), pa.py_buffer(blanked)]
+        column.type, len(column), [None, pa.py_buffer(offsets - offsets.dtype.type(start)), pa.py_buffer(blanked)]
     )
     runs = pc.ascii_split_whitespace(texts)
     encoded = pc.dictionary_encode(pc.list_flatten(runs))
-    counts = pc.list_value_length(runs).to_numpy(zero_copy_only=False).astype(np.int64)
-    return counts, encoded.dictionary, encoded.indices.to_numpy(zero_copy_only=False)
+    counts = _integers(pc.list_value_length(runs)).astype(np.int64)
+    return counts, encoded.dictionary, _integers(encoded.indices)
 
 
 def _pairs(first: int, counts: Any, run_index: Any, run_term: Any, multi: dict[int, tuple[int, ...]]) -> _Chunk:
@@ -447,11 +470,12 @@ class _Index:
     size: int
 
 
-def _build(ids: Any, titles: Any, texts: Any, threads: int) -> _Index:
-    np, pa, pc, stemmer = require_engine()
-    n_docs = len(ids)
+def _build(documents: Any, threads: int) -> _Index:
+    """The index of a pyarrow table of documents (id, title, text: strings, no nulls, ids unique)."""
+    np, _, pc, stemmer = require_engine()
+    n_docs = documents.num_rows
     terms = _Terms(stemmer)
-    columns = {"title": titles, "text": texts}
+    columns = {name: documents.column(name) for name, _ in _FIELDS}
     jobs = [(name, first) for first in range(0, n_docs, _CHUNK_DOCS) for name, _ in _FIELDS]
     chunks: dict[str, list[_Chunk]] = {name: [] for name, _ in _FIELDS}
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
@@ -464,9 +488,19 @@ def _build(ids: Any, titles: Any, texts: Any, threads: int) -> _Index:
             chunks[name].append(future.result())
         fields = [_postings(pool, chunks[name], len(terms.ids), n_docs, boost) for name, boost in _FIELDS]
     id_rank = np.empty(n_docs, np.int32)
-    id_rank[pc.sort_indices(ids).to_numpy()] = np.arange(n_docs, dtype=np.int32)
-    documents = pa.table({"id": ids, "title": titles, "text": texts})
+    id_rank[_integers(pc.sort_indices(documents.column("id")))] = np.arange(n_docs, dtype=np.int32)
     return _Index(terms, fields, id_rank, documents, n_docs)
+
+
+def _documents_table(columns: tuple[Any, Any, Any]) -> Any:
+    _, pa, _, _ = require_engine()
+    return pa.Table.from_arrays(list(columns), names=["id", "title", "text"])
+
+
+def _write_documents(path: Path, documents: Any) -> None:
+    _, pa, _, _ = require_engine()
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, documents.schema) as writer:
+        writer.write_table(documents)
 
 
 def _file_sha256(path: Path) -> str:
@@ -495,21 +529,19 @@ def build_index(corpus: str | Path, out: str | Path, *, threads: int | None = No
         raise CorpusError(f"{folder}: the output folder is not empty (choose a new folder)")
     threads = threads or _default_threads()
     corpus = Path(corpus)
-    with ThreadPoolExecutor(max_workers=1) as hasher:
-        sha256 = hasher.submit(_file_sha256, corpus)
-        columns = _columns_fast(corpus, threads) or _columns(read_corpus(corpus))
-        index = _build(*columns, threads=threads)
+    # Beside the build: hashing the corpus, then writing the documents once they are read and checked.
+    with ThreadPoolExecutor(max_workers=2) as beside:
+        sha256 = beside.submit(_file_sha256, corpus)
+        documents = _documents_table(_columns_fast(corpus, threads) or _columns(read_corpus(corpus)))
         folder.mkdir(parents=True, exist_ok=True)
+        written = beside.submit(_write_documents, folder / "documents.arrow", documents)
+        index = _build(documents, threads=threads)
         (folder / "terms.txt").write_text("".join(term + "\n" for term in index.terms.ids), encoding="utf-8")
         for (name, _), postings in zip(_FIELDS, index.fields, strict=True):
             for part in ("indptr", "docs", "weights"):
                 np.save(folder / f"{name}.{part}.npy", getattr(postings, part))
         np.save(folder / "id_rank.npy", index.id_rank)
-        with (
-            pa.OSFile(str(folder / "documents.arrow"), "wb") as sink,
-            pa.ipc.new_file(sink, index.documents.schema) as writer,
-        ):
-            writer.write_table(index.documents)
+        written.result()
         manifest = {
             "format": _FORMAT,
             "documents": index.size,
@@ -569,7 +601,7 @@ class SearchIndex:
     @classmethod
     def in_memory(cls, documents: Iterable[Document], source: str = "<memory>") -> SearchIndex:
         """An index held in memory: the same build as `build_index`, without the files."""
-        index = _build(*_columns(documents), threads=1)
+        index = _build(_documents_table(_columns(documents)), threads=1)
         return cls(index, index.size, source)
 
     def __repr__(self) -> str:
