@@ -1,17 +1,14 @@
 """The embedded search index behind the `search` tool: BM25 over a JSONL corpus, built column-wise.
 
-A corpus is JSONL, one document a line: `{"id", "title", "text"}` (FlashRAG's wiki dumps,
-`{"id", "contents"}` with the title as the first line of `contents`, are read too). A null field
-counts as absent. A bad line (not UTF-8, not JSON, not a document, a repeated id) is an error
-naming its line number, never a skipped document.
+The corpus and its two readers are in search_corpus.py (its names are exported here too: this
+module is the index's public face).
 
 Why this engine. The build is the slow part of an index (the issue asks 50,000 documents/s on a
 2-core machine), and per-word Python work cannot reach it: 6 million words at 100 ns each is
 already over half the budget. So the build never touches a word in Python:
 
-- pyarrow reads the JSONL (its C++ reader, on several threads), and the corpus is checked with
-  column operations; anything the fast reader does not take (an integer id, a bad line) is read
-  again line by line by `read_corpus`, which names the bad line or builds from what it read;
+- pyarrow reads the JSONL (its C++ reader, on several threads) and the corpus is checked with
+  column operations (search_corpus.py);
 - the words: one byte table lower-cases ASCII letters and blanks every other ASCII character that
   is not a word character (numpy), pyarrow splits on the blanks and dictionary-encodes the words
   of a chunk of documents (C++), and only each chunk's *distinct* words reach Python, where they
@@ -50,11 +47,22 @@ import json
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from . import search_corpus
+from .search_corpus import (
+    CorpusError,
+    Document,
+    document_columns,
+    document_from_json,
+    integers,
+    read_corpus,
+    require_engine,
+)
 
 __all__ = [
     "MANIFEST",
@@ -90,175 +98,6 @@ def _byte_table() -> bytes:
 
 
 _BYTE_TABLE = _byte_table()
-
-
-class CorpusError(ValueError):
-    """A corpus line that is not a document, or a folder that is not an index; the message names it."""
-
-
-@dataclass(frozen=True, slots=True)
-class Document:
-    """One retrieved document as the tool returns it (ranked: the best first)."""
-
-    id: str
-    title: str
-    text: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"id": self.id, "title": self.title, "text": self.text}
-
-
-def require_engine() -> tuple[Any, Any, Any, Any]:
-    """numpy, pyarrow, pyarrow.compute and PyStemmer's module: the `search` extra, imported on first
-    use (the `search` tool over a remote retriever needs none of them); ImportError names the extra."""
-    try:
-        import numpy
-        import pyarrow
-        import pyarrow.compute
-        import pyarrow.json
-        import Stemmer
-    except ImportError as exc:  # the optional extra is missing: say how to get it
-        raise ImportError(
-            "the embedded search index needs pyarrow, numpy and PyStemmer: pip install 'mentor-reward[search]'"
-        ) from exc
-    return numpy, pyarrow, pyarrow.compute, Stemmer
-
-
-# ---------------------------------------------------------------------------- the corpus
-def _split_contents(contents: str) -> tuple[str, str]:
-    """FlashRAG's `contents`: the title (in double quotes) on the first line, the text after it.
-    Contents of one line are all text."""
-    title, newline, text = contents.partition("\n")
-    if not newline:
-        return "", contents.strip()
-    return title.strip().strip('"'), text.strip()
-
-
-def document_from_json(data: Any, where: str) -> Document:
-    """Check one corpus record and return it as a Document; `where` names it in errors.
-
-    A null `title` or `text` counts as absent (columnar writers fill missing keys with null)."""
-    if not isinstance(data, dict):
-        raise CorpusError(f"{where}: expected an object with id, title and text, got {type(data).__name__}")
-    doc_id = data.get("id")
-    if isinstance(doc_id, int) and not isinstance(doc_id, bool):
-        doc_id = str(doc_id)
-    if not isinstance(doc_id, str) or not doc_id:
-        raise CorpusError(f"{where}: 'id' must be a non-empty string (or an integer), got {doc_id!r}")
-    title: Any
-    text: Any
-    if data.get("text") is None and isinstance(data.get("contents"), str):
-        title, text = _split_contents(data["contents"])
-    else:
-        title = "" if data.get("title") is None else data["title"]
-        text = data.get("text")
-    if not isinstance(title, str):
-        raise CorpusError(f"{where}: 'title' must be a string, got {type(title).__name__}")
-    if not isinstance(text, str):
-        raise CorpusError(
-            f"{where}: 'text' must be a string (or give FlashRAG's 'contents'), got {type(text).__name__}"
-        )
-    return Document(doc_id, title, text)
-
-
-def read_corpus(path: str | Path) -> Iterator[Document]:
-    """The documents of a JSONL corpus, in file order; blank lines are skipped.
-
-    Raises CorpusError naming the line for a line that is not JSON, not a document, or repeats
-    an earlier id (two documents with one id would make results ambiguous).
-    """
-    seen: set[str] = set()
-    with Path(path).open("rb") as stream:
-        for number, raw in enumerate(stream, start=1):
-            where = f"{path} line {number}"
-            try:  # a byte order mark opens the file, as pyarrow's reader also accepts
-                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-            except UnicodeDecodeError as exc:
-                raise CorpusError(f"{where}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except (ValueError, RecursionError) as exc:
-                raise CorpusError(f"{where}: not JSON ({exc})") from None
-            doc = document_from_json(data, where)
-            if doc.id in seen:
-                raise CorpusError(f"{where}: duplicate id {doc.id!r}")
-            seen.add(doc.id)
-            yield doc
-
-
-def _columns_fast(path: Path, threads: int) -> tuple[Any, Any, Any] | None:
-    """(ids, titles, texts) as pyarrow string arrays without nulls, read by pyarrow's JSON reader;
-    None when the file needs `read_corpus` (a line it does not take, or one that is wrong)."""
-    _, pa, pc, _ = require_engine()
-    pj = pa.json
-
-    fields = ("id", "title", "text", "contents")
-    schema = pa.schema([(name, pa.string()) for name in fields])
-    try:
-        table = pj.read_json(
-            str(path),
-            read_options=pj.ReadOptions(use_threads=threads > 1, block_size=8 << 20),
-            parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
-        )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None  # not JSON, not an object, an integer id, a field of another type, an empty file
-    try:
-        table.validate(full=True)  # the reader does not check UTF-8; read_corpus names a line that is not
-    except pa.ArrowInvalid:
-        return None
-    ids, titles, contents = (table.column(name).combine_chunks() for name in ("id", "title", "contents"))
-    texts = table.column("text")  # left in its chunks: each chunk of documents is joined where it is analysed
-    # No Python value reaches pyarrow here (no scalars, `pa.array` or `pa.table`): converting one makes
-    # pyarrow import pandas, half a second of a 100,000-document build.
-    if ids.null_count or (len(ids) and pc.min(pc.binary_length(ids)).as_py() == 0):
-        return None
-    if pc.count_distinct(ids).as_py() != len(ids):
-        return None
-    titles = pc.coalesce(titles, _empty_strings(len(titles))) if titles.null_count else titles
-    if texts.null_count:
-        texts = texts.combine_chunks()
-        from_contents = pc.is_null(texts)
-        if pc.any(pc.and_(from_contents, pc.is_null(contents))).as_py():
-            return None  # a line with neither text nor contents: read_corpus names it
-        rows = pc.indices_nonzero(from_contents)
-        split = [_split_contents(c) for c in pc.take(contents, rows).to_pylist()]
-        texts = pc.replace_with_mask(texts, from_contents, _strings([t for _, t in split], texts.type))
-        titles = pc.replace_with_mask(titles, from_contents, _strings([t for t, _ in split], titles.type))
-    return ids, titles, texts
-
-
-def _empty_strings(n: int) -> Any:
-    np, pa, _, _ = require_engine()
-    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(np.zeros(n + 1, np.int32)), pa.py_buffer(b"")])
-
-
-def _integers(array: Any) -> Any:
-    """A pyarrow integer array as a numpy view of its values (`to_numpy` can make pyarrow import
-    pandas); a null's slot holds an unspecified value."""
-    np, pa, _, _ = require_engine()
-    dtype = np.dtype(f"{'u' if pa.types.is_unsigned_integer(array.type) else 'i'}{array.type.bit_width // 8}")
-    return np.frombuffer(array.buffers()[1], dtype, len(array), array.offset * dtype.itemsize)
-
-
-def _strings(values: list[str], kind: Any = None) -> Any:
-    """A pyarrow string array of `values`, built from its buffers (`pa.array` would import pandas).
-    A lone surrogate (JSON allows "\\ud800") is stored as "?", as `words` reads it. `kind`: string
-    or large_string; by default whichever the size allows."""
-    np, pa, _, _ = require_engine()
-    encoded = [value.encode("utf-8", "replace") for value in values]
-    offsets = np.zeros(len(encoded) + 1, np.int64)
-    np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)), out=offsets[1:])
-    kind = kind or (pa.string() if offsets[-1] < 2**31 else pa.large_string())
-    offsets = offsets.astype(np.int64 if kind == pa.large_string() else np.int32)
-    return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
-
-
-def _columns(documents: Iterable[Document]) -> tuple[Any, Any, Any]:
-    """(ids, titles, texts) of documents already read and checked, as pyarrow string arrays."""
-    docs = list(documents)
-    return tuple(_strings([getattr(d, name) for d in docs]) for name in ("id", "title", "text"))
 
 
 # ---------------------------------------------------------------------------- words and terms
@@ -326,11 +165,11 @@ class _Terms:
             self._add(runs)
         else:
             found = pc.index_in(runs, value_set=self._runs)  # hashing in C++: no run becomes a str
-            where = _integers(found).astype(np.int64)  # a new run's slot holds no index yet
+            where = integers(found).astype(np.int64)  # a new run's slot holds no index yet
             if found.null_count:
                 new = pc.is_null(found)
                 self._add(pc.filter(runs, new))  # appended in order: the k-th new run gets known + k
-                where[_integers(pc.indices_nonzero(new))] = np.arange(known, known + found.null_count)
+                where[integers(pc.indices_nonzero(new))] = np.arange(known, known + found.null_count)
         run_term = self._run_term[where]
         multi = {int(i): self._multi[int(where[i])] for i in np.flatnonzero(run_term < 0)}
         return run_term, multi
@@ -380,8 +219,8 @@ def _analyse(column: Any) -> tuple[Any, Any, Any]:
     )
     runs = pc.ascii_split_whitespace(texts)
     encoded = pc.dictionary_encode(pc.list_flatten(runs))
-    counts = _integers(pc.list_value_length(runs)).astype(np.int64)
-    return counts, encoded.dictionary, _integers(encoded.indices)
+    counts = integers(pc.list_value_length(runs)).astype(np.int64)
+    return counts, encoded.dictionary, integers(encoded.indices)
 
 
 def _pairs(first: int, counts: Any, run_index: Any, run_term: Any, multi: dict[int, tuple[int, ...]]) -> _Chunk:
@@ -488,7 +327,7 @@ def _build(documents: Any, threads: int) -> _Index:
             chunks[name].append(future.result())
         fields = [_postings(pool, chunks[name], len(terms.ids), n_docs, boost) for name, boost in _FIELDS]
     id_rank = np.empty(n_docs, np.int32)
-    id_rank[_integers(pc.sort_indices(documents.column("id")))] = np.arange(n_docs, dtype=np.int32)
+    id_rank[integers(pc.sort_indices(documents.column("id")))] = np.arange(n_docs, dtype=np.int32)
     return _Index(terms, fields, id_rank, documents, n_docs)
 
 
@@ -532,7 +371,9 @@ def build_index(corpus: str | Path, out: str | Path, *, threads: int | None = No
     # Beside the build: hashing the corpus, then writing the documents once they are read and checked.
     with ThreadPoolExecutor(max_workers=2) as beside:
         sha256 = beside.submit(_file_sha256, corpus)
-        documents = _documents_table(_columns_fast(corpus, threads) or _columns(read_corpus(corpus)))
+        documents = _documents_table(
+            search_corpus.read_columns(corpus, threads) or document_columns(read_corpus(corpus))
+        )
         folder.mkdir(parents=True, exist_ok=True)
         written = beside.submit(_write_documents, folder / "documents.arrow", documents)
         index = _build(documents, threads=threads)
@@ -601,7 +442,7 @@ class SearchIndex:
     @classmethod
     def in_memory(cls, documents: Iterable[Document], source: str = "<memory>") -> SearchIndex:
         """An index held in memory: the same build as `build_index`, without the files."""
-        index = _build(_documents_table(_columns(documents)), threads=1)
+        index = _build(_documents_table(document_columns(documents)), threads=1)
         return cls(index, index.size, source)
 
     def __repr__(self) -> str:

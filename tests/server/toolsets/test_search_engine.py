@@ -28,7 +28,7 @@ import Stemmer
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from mentor_server.toolsets import search_index
+from mentor_server.toolsets import search_corpus, search_index
 from mentor_server.toolsets.search_index import MANIFEST, CorpusError, Document, SearchIndex, build_index, words
 
 K1, B = 1.2, 0.75
@@ -336,14 +336,14 @@ MIXED_QUERIES = ["river", "town", "Brelmor slate", "cartographer", "contents", "
 def spy_on_fast_reader(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """Each build's answer from pyarrow's reader: True when it took the file."""
     taken: list[bool] = []
-    real: Callable[..., Any] = search_index._columns_fast
+    real: Callable[..., Any] = search_corpus.read_columns
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         columns = real(*args, **kwargs)
         taken.append(columns is not None)
         return columns
 
-    monkeypatch.setattr(search_index, "_columns_fast", spy)
+    monkeypatch.setattr(search_corpus, "read_columns", spy)
     return taken
 
 
