@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from .registry import json_flag as _json_flag
+from .registry import json_object_arg, register_command
 from .registry import print_summary as _print
-from .registry import register_command
 from .runtime import configure_offline
 from .tracking import Tracking, add_tracking_flags, tracking_from_args
 
@@ -35,18 +35,6 @@ def _load_spec(path: str | None) -> dict[str, Any] | None:
         data = json.loads(text)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a reward spec must be a JSON object")
-    return data
-
-
-def _json_arg(value: str | None, flag: str) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    try:
-        data = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{flag}: not valid JSON ({exc.msg})") from exc
-    if not isinstance(data, dict):
-        raise ValueError(f"{flag}: expected a JSON object")
     return data
 
 
@@ -318,7 +306,7 @@ def _run_grpo(args: argparse.Namespace) -> int:
         api_key=args.api_key,
         preset=args.preset,
         spec=_load_spec(args.spec),
-        overrides=_json_arg(args.overrides, "--overrides"),
+        overrides=json_object_arg(args.overrides, "--overrides"),
         toolset=args.toolset,
         run_id=args.run_id,
     )

@@ -353,10 +353,11 @@ def endpoint_command(args: Any) -> int:
     from mentor_client.adapters.trl_tools import ToolExecutor
 
     from .benchmark import split_names
-    from .teach import EndpointError, chat_completions_url, parse_extra_body
+    from .registry import json_object_arg
+    from .teach import EndpointError, chat_completions_url
 
     chat_completions_url(args.endpoint)  # a bad URL fails before anything loads
-    extra = parse_extra_body(args.extra_body)
+    extra = json_object_arg(args.extra_body, "--extra-body")
     splits: tuple[str, ...] = ()
     if args.data is not None:
         splits = split_names(args.split, args.data)

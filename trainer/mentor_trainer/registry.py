@@ -55,3 +55,17 @@ def print_summary(summary: dict[str, Any], as_json: bool, keys: tuple[str, ...] 
 
 def json_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def json_object_arg(value: str | None, flag: str) -> dict[str, Any] | None:
+    """A flag whose value is a JSON object (`--overrides`, `--extra-body`); None when not given (or
+    given empty); ValueError naming the flag otherwise."""
+    if not value:
+        return None
+    try:
+        data = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{flag}: not valid JSON ({exc.msg})") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{flag}: expected a JSON object")
+    return data

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .chat import canonical_number, parse_assistant_turn, prompt_without_tool_block
+from .registry import json_object_arg
 from .teach_endpoint import _TRANSIENT as _TRANSIENT
 from .teach_endpoint import FAILURE_REASONS as FAILURE_REASONS
 from .teach_endpoint import ChatEndpoint as ChatEndpoint
@@ -426,21 +427,8 @@ def configure_teach(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
-def parse_extra_body(text: str | None) -> dict[str, Any] | None:
-    """`--extra-body`: a JSON object merged into every chat request (None when not given)."""
-    if not text:
-        return None
-    try:
-        extra = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"--extra-body: not valid JSON ({exc.msg})") from exc
-    if not isinstance(extra, dict):
-        raise ValueError("--extra-body: expected a JSON object")
-    return extra
-
-
 def options_from_args(args: argparse.Namespace) -> TeachOptions:
-    extra = parse_extra_body(args.extra_body)
+    extra = json_object_arg(args.extra_body, "--extra-body")
     api_key = args.api_key or os.environ.get("MENTOR_TEACHER_API_KEY") or os.environ.get("OPENAI_API_KEY")
     return TeachOptions(
         endpoint=args.endpoint,
