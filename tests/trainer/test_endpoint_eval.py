@@ -22,7 +22,6 @@ import contextlib
 import json
 import os
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from typing import Any
 import httpx
 import pytest
 from doc_blocks import block, shell_lines
+from e2e.service_process import free_port
 from trainer_helpers import ROOT
 
 from mentor_trainer import bfcl_data
@@ -266,17 +266,10 @@ def test_oracle_changed_number_fails_both_judges(wheel: Path, bench: Path) -> No
 
 
 # ---------------------------------------------------------------------------- a real server
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def _serve(model_dir: Path, log: Path) -> Iterator[str]:
     """`transformers serve` on a free port; killed (its whole process group) when the block ends."""
-    port = _free_port()
+    port = free_port()
     exe = Path(sys.executable).with_name("transformers")
     cmd = [str(exe), "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
     # One thread: the tiny model is latency-bound, and the test machine's other cores are busy.

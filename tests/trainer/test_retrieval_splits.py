@@ -10,20 +10,18 @@ search runs for real and must return what the teacher saw, and each answer must 
 from __future__ import annotations
 
 import json
-import re
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from trainer_helpers import cli, subprocess_env
+from trainer_helpers import ChatRenderer, Script, cli, scripted_generate, subprocess_env
 
 from mentor_client.adapters.trl_tools import ToolExecutor
 from mentor_server.toolsets import load_toolsets_file
 from mentor_trainer import families_retrieval as fr
 from mentor_trainer.benchmark import BenchmarkSizes, generate_benchmark
-from mentor_trainer.chat import render_conversation
 from mentor_trainer.evaluate import rollout, score_rollouts, summarise
 from mentor_trainer.experiment_sizes import SIZES, ExperimentOptions
 from mentor_trainer.experiment_stages import start_service
@@ -31,7 +29,6 @@ from mentor_trainer.experiment_stages import start_service
 RETRIEVAL_SPLITS = ("ood_retrieval", "ood_retrieval_2hop")
 SEED = 7
 SIZES_ARGS = {"train": 16, "test": 4, "ood": 6}
-Script = Callable[[dict[str, Any], int], str]
 
 
 @pytest.fixture(scope="module")
@@ -62,28 +59,15 @@ def _article(row: dict[str, Any], turn: int) -> str:
     return f"The answer is \\boxed{{the {row['ground_truth'].upper()}}}."
 
 
-class _Renderer:
-    """The one tokenizer method the rollout loop uses."""
-
-    @staticmethod
-    def apply_chat_template(messages: list[dict[str, Any]], **kwargs: Any) -> str:
-        return render_conversation(messages, add_generation_prompt=kwargs.get("add_generation_prompt", False))
-
-
 def _replay(rows: list[dict[str, Any]], runner: ToolExecutor, script: Script) -> list[Any]:
-    by_question = {r["prompt"][-1]["content"]: r for r in rows}
-
-    def generate(texts: list[str]) -> list[tuple[str, bool]]:
-        out = []
-        for text in texts:
-            question = re.search(r"<\|im_start\|>user\n(.*?)<\|im_end\|>", text, re.S)
-            assert question is not None
-            out.append((script(by_question[question.group(1)], text.count("<|im_start|>assistant") - 1), True))
-        return out
-
     fr.serve_retrieval(runner, {r["toolset"] for r in rows})
     return rollout(
-        None, _Renderer(), [r["prompt"] for r in rows], [r["toolset"] for r in rows], runner, generate=generate
+        None,
+        ChatRenderer(),
+        [r["prompt"] for r in rows],
+        [r["toolset"] for r in rows],
+        runner,
+        generate=scripted_generate(rows, script),
     )
 
 

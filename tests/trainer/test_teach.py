@@ -20,7 +20,6 @@ import dataclasses
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from typing import Any
 
 import httpx
 import pytest
+from e2e.service_process import free_port
 
 from mentor_trainer.benchmark import generate_split, load_rows, load_split, verify_row, write_benchmark
 from mentor_trainer.chat import prompt_without_tool_block
@@ -54,13 +54,6 @@ from mentor_trainer.teach import (
 HERE = Path(__file__).resolve().parent
 API_KEY = "teach-test-key"
 SPLIT = "mix"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager
@@ -103,7 +96,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def teacher_url(bench: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("teacher") / "server.log"
     cmd = [
         sys.executable,
@@ -226,7 +219,7 @@ def test_cli_collects_traces_from_either_call_format(
 def test_unusable_endpoint_stops_the_run(
     bench: Path, teacher_url: str, tmp_path: Path, model: str, key: str, closed_port: bool, message: str
 ) -> None:
-    endpoint = f"http://127.0.0.1:{_free_port()}/v1" if closed_port else teacher_url
+    endpoint = f"http://127.0.0.1:{free_port()}/v1" if closed_port else teacher_url
     options = _options(endpoint, model, api_key=key, max_retries=1)
     with pytest.raises(EndpointError, match=message):
         run_teach(bench, SPLIT, tmp_path / "t.jsonl", options)
@@ -283,7 +276,7 @@ def tiny_model_dir(bench: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 def test_transformers_serve_tiny_model_runs_the_loop(bench: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
     if not _serve_available():
         pytest.skip("`transformers serve` needs the openai package (pip install openai)")
-    port = _free_port()
+    port = free_port()
     exe = Path(sys.executable).with_name("transformers")
     cmd = [
         str(exe),

@@ -8,12 +8,11 @@ misbehaviours must show up in the metric they are about.
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from trainer_helpers import ChatRenderer, Script, scripted_generate
 
 from mentor_client.adapters.trl_tools import ToolExecutor
 from mentor_trainer.evaluate import (
@@ -25,8 +24,6 @@ from mentor_trainer.evaluate import (
     score_rollouts,
     summarise,
 )
-
-Script = Callable[[dict[str, Any], int], str]
 
 
 def _teacher_turn(row: dict[str, Any], turn: int) -> str:
@@ -56,42 +53,17 @@ def _endless_calls(row: dict[str, Any], turn: int) -> str:
     return '<tool_call>\n{"name": "add", "arguments": {"a": 1, "b": 1}}\n</tool_call>'
 
 
-def _scripted(rows: list[dict[str, Any]], script: Script) -> Callable[[list[str]], list[tuple[str, bool]]]:
-    by_question = {r["prompt"][-1]["content"]: r for r in rows}
-
-    def generate(texts: list[str]) -> list[tuple[str, bool]]:
-        out = []
-        for text in texts:
-            question = re.search(r"<\|im_start\|>user\n(.*?)<\|im_end\|>", text, re.S)
-            assert question is not None
-            turn = text.count("<|im_start|>assistant") - 1  # the generation prompt opens one
-            out.append((script(by_question[question.group(1)], turn), True))
-        return out
-
-    return generate
-
-
-class _Renderer:
-    """A stand-in for the tokenizer's `apply_chat_template` (the only tokenizer method the loop uses)."""
-
-    @staticmethod
-    def apply_chat_template(messages: list[dict[str, Any]], **kwargs: Any) -> str:
-        from mentor_trainer.chat import render_conversation
-
-        return render_conversation(messages, add_generation_prompt=kwargs.get("add_generation_prompt", False))
-
-
 def _run(rows: list[dict[str, Any]], script: Script, max_turns: int = 6) -> tuple[dict[str, Any], list[Any]]:
     runner = ToolExecutor(local=True)
     rollouts = rollout(
         None,
-        _Renderer(),
+        ChatRenderer(),
         [r["prompt"] for r in rows],
         [r["toolset"] for r in rows],
         runner,
         max_turns=max_turns,
         batch_size=5,
-        generate=_scripted(rows, script),
+        generate=scripted_generate(rows, script),
     )
     return summarise(rows, rollouts, score_rollouts(rows, rollouts, runner, "flexible")), rollouts
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE_DIRS = [ROOT / "server", ROOT / "client", ROOT / "trainer"]
@@ -33,3 +36,35 @@ def subprocess_env() -> dict[str, str]:
 def cli(*args: str) -> list[str]:
     """The `mentor-train` command line as a child process runs it."""
     return [sys.executable, "-m", "mentor_trainer.cli", *args]
+
+
+# ---------------------------------------------------------------------------- scripted rollouts
+Script = Callable[[dict[str, Any], int], str]
+"""A stand-in policy: (the benchmark row, the assistant turn number) -> the completion text."""
+
+
+def scripted_generate(rows: list[dict[str, Any]], script: Script) -> Callable[[list[str]], list[tuple[str, bool]]]:
+    """A `generate` for `evaluate.rollout` that answers each prompt with `script`, finding the row by
+    the prompt's user message and the turn by the assistant turns already in it."""
+    by_question = {r["prompt"][-1]["content"]: r for r in rows}
+
+    def generate(texts: list[str]) -> list[tuple[str, bool]]:
+        out = []
+        for text in texts:
+            question = re.search(r"<\|im_start\|>user\n(.*?)<\|im_end\|>", text, re.S)
+            assert question is not None
+            turn = text.count("<|im_start|>assistant") - 1  # the generation prompt opens one
+            out.append((script(by_question[question.group(1)], turn), True))
+        return out
+
+    return generate
+
+
+class ChatRenderer:
+    """A stand-in for the tokenizer's `apply_chat_template` (the only tokenizer method the loop uses)."""
+
+    @staticmethod
+    def apply_chat_template(messages: list[dict[str, Any]], **kwargs: Any) -> str:
+        from mentor_trainer.chat import render_conversation
+
+        return render_conversation(messages, add_generation_prompt=kwargs.get("add_generation_prompt", False))
