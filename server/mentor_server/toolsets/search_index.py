@@ -174,9 +174,9 @@ class _Terms:
         multi = {int(i): self._multi[int(where[i])] for i in np.flatnonzero(run_term < 0)}
         return run_term, multi
 
-    def lookup(self, query: str) -> list[int]:
-        """The distinct known term ids of a query's words, in id order (search side)."""
-        found = (self.ids.get(stem) for stem in self._stemmer.stemWords(words(query)))
+    def lookup(self, query_words: list[str]) -> list[int]:
+        """The distinct known term ids of a query's words (`words(query)`), in id order (search side)."""
+        found = (self.ids.get(stem) for stem in self._stemmer.stemWords(query_words))
         return sorted({term for term in found if term is not None})
 
 
@@ -461,12 +461,13 @@ class SearchIndex:
             raise ValueError(f"the query is longer than {_MAX_QUERY_CHARS} characters")
         if top_k < 1:
             raise ValueError("top_k must be at least 1")
-        if not words(query):
+        found = words(query)
+        if not found:
             raise ValueError("the query has no words to search for")
         np, _, _, _ = require_engine()
         index = self._current()
         with self._lock:  # a PyStemmer stemmer is not safe to share between threads
-            terms = index.terms.lookup(query)
+            terms = index.terms.lookup(found)
         if not terms:
             return []  # no word of the query is in any document
         docs, weights = [], []
