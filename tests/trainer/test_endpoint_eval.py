@@ -33,7 +33,7 @@ import httpx
 import pytest
 from doc_blocks import block, shell_lines
 from e2e.service_process import free_port
-from trainer_helpers import ROOT
+from trainer_helpers import ROOT, save_served_model
 
 from mentor_trainer import bfcl_data
 from mentor_trainer.benchmark import generate_split, load_rows, write_benchmark
@@ -302,16 +302,8 @@ def _serve(model_dir: Path, log: Path) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def tiny_served_model(bench: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny Qwen2 and its tokenizer in ONE folder, as `transformers serve` loads both from the path."""
-    from mentor_trainer.chat import render_conversation
-    from mentor_trainer.tiny import TinyModelConfig, build_model, build_tokenizer
-
-    corpus = [render_conversation(r["messages"]) for s in ("test", "ood_units") for r in load_rows(bench, s)] * 4
-    tokenizer = build_tokenizer(corpus, vocab_size=400)
-    model = build_model(tokenizer, TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1))
-    out = tmp_path_factory.mktemp("served") / "model"
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+    rows = [r for split in ("test", "ood_units") for r in load_rows(bench, split)]
+    return save_served_model(rows, tmp_path_factory.mktemp("served") / "model")
 
 
 @pytest.mark.e2e

@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 import pytest
 from e2e.service_process import free_port
+from trainer_helpers import save_served_model
 
 from mentor_trainer.benchmark import generate_split, load_rows, load_split, verify_row, write_benchmark
 from mentor_trainer.chat import prompt_without_tool_block
@@ -258,17 +259,7 @@ def tiny_model_dir(bench: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     was trained with: same vocabulary, other splits. Harmless for a random model.) Sampling is
     switched on in its generation config: the server only sends `temperature`, never `do_sample`.
     """
-    from mentor_trainer.chat import render_conversation
-    from mentor_trainer.tiny import TinyModelConfig, build_model, build_tokenizer
-
-    corpus = [render_conversation(r["messages"]) for r in load_rows(bench, SPLIT)] * 4
-    tokenizer = build_tokenizer(corpus, vocab_size=400)
-    model = build_model(tokenizer, TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1))
-    model.generation_config.do_sample = True
-    out = tmp_path_factory.mktemp("tiny") / "model"
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+    return save_served_model(load_rows(bench, SPLIT), tmp_path_factory.mktemp("tiny") / "model", sample=True)
 
 
 @pytest.mark.e2e

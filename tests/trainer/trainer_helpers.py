@@ -68,3 +68,18 @@ class ChatRenderer:
         from mentor_trainer.chat import render_conversation
 
         return render_conversation(messages, add_generation_prompt=kwargs.get("add_generation_prompt", False))
+
+
+def save_served_model(rows: list[dict[str, Any]], out: Path, *, sample: bool = False) -> Path:
+    """A tiny Qwen2 (random weights) and a 400-token tokenizer trained on `rows`' conversations, saved
+    in ONE folder, as `transformers serve` loads both from its path. `sample` switches sampling on in
+    the generation config (the server sends `temperature`, never `do_sample`)."""
+    from mentor_trainer.chat import render_conversation
+    from mentor_trainer.tiny import TinyModelConfig, build_model, build_tokenizer
+
+    tokenizer = build_tokenizer([render_conversation(r["messages"]) for r in rows] * 4, vocab_size=400)
+    model = build_model(tokenizer, TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1))
+    model.generation_config.do_sample = sample
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
