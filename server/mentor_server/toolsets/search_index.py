@@ -117,7 +117,7 @@ def words(text: str) -> list[str]:
 
 
 def query_words(query: str) -> str:
-    """The query as the index sees it: its words, lower-cased, separated by spaces."""
+    """The query as the index sees it: its words, case-folded, separated by spaces."""
     return " ".join(words(query))
 
 
@@ -174,9 +174,9 @@ class _Terms:
         multi = {int(i): self._multi[int(where[i])] for i in np.flatnonzero(run_term < 0)}
         return run_term, multi
 
-    def lookup(self, query_words: list[str]) -> list[int]:
+    def lookup(self, found_words: list[str]) -> list[int]:
         """The distinct known term ids of a query's words (`words(query)`), in id order (search side)."""
-        found = (self.ids.get(stem) for stem in self._stemmer.stemWords(query_words))
+        found = (self.ids.get(stem) for stem in self._stemmer.stemWords(found_words))
         return sorted({term for term in found if term is not None})
 
 
